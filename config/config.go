@@ -238,3 +238,27 @@ func (p Prefixes) Contains(a netip.Addr) bool {
 	}
 	return false
 }
+
+// Demo credentials used by `serve --demo`, `send --demo`, the refresher's demo
+// and the BankStore fake's defaults. They are public on purpose: the demo
+// prints them with a warning, and they must never protect real money.
+const (
+	DemoMerchantCode = "DEMO0001"
+	DemoTerminal     = "1000"
+	DemoPassword     = "demo-password-not-a-secret"
+	DemoURLToken     = "demo-url-token-0123456789abcdef"
+)
+
+// ApplyDemo fills what --demo provides when the environment leaves it unset:
+// the demo terminal and the demo URL token (so type 108 can be tried).
+func (c *Config) ApplyDemo() {
+	if c.MerchantCode == "" {
+		c.MerchantCode = DemoMerchantCode
+	}
+	if len(c.Terminals) == 0 {
+		c.Terminals = Terminals{DemoTerminal: secret.New(DemoPassword)}
+	}
+	if c.URLToken.IsZero() {
+		c.URLToken = secret.New(DemoURLToken)
+	}
+}
