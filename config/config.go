@@ -24,24 +24,28 @@ const DefaultBankstoreURL = "https://api.paycomet.com/gateway/xml-bankstore"
 // Config is every setting of every subcommand. Secrets are secret.Value, so
 // the whole struct can be logged.
 type Config struct {
-	MerchantCode   string        `env:"PAYCOMET_MERCHANT_CODE"`
-	Terminals      Terminals     `env:"PAYCOMET_TERMINALS"`
-	TerminalsFile  string        `env:"PAYCOMET_TERMINALS_FILE"`
-	ListenAddr     string        `env:"LISTEN_ADDR" envDefault:":8080"`
-	AdminAddr      string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
-	NATSURL        string        `env:"NATS_URL"`
-	RedisURL       secret.Value  `env:"REDIS_URL"` // may carry a password
-	DataDir        string        `env:"DATA_DIR" envDefault:"./data"`
-	SubjectPrefix  string        `env:"SUBJECT_PREFIX" envDefault:"paycomet"`
-	StreamName     string        `env:"STREAM_NAME" envDefault:"PAYCOMET"`
-	StreamReplicas int           `env:"STREAM_REPLICAS" envDefault:"1"`
-	DedupeTTL      time.Duration `env:"DEDUPE_TTL" envDefault:"168h"`
-	MaxBodyBytes   int64         `env:"MAX_BODY_BYTES" envDefault:"65536"`
-	URLToken       secret.Value  `env:"URL_TOKEN"`
-	AllowedIPs     Prefixes      `env:"ALLOWED_IPS"`
-	TrustedProxies Prefixes      `env:"TRUSTED_PROXIES"`
-	BankstoreURL   string        `env:"BANKSTORE_URL" envDefault:"https://api.paycomet.com/gateway/xml-bankstore"`
-	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
+	MerchantCode  string    `env:"PAYCOMET_MERCHANT_CODE"`
+	Terminals     Terminals `env:"PAYCOMET_TERMINALS"`
+	TerminalsFile string    `env:"PAYCOMET_TERMINALS_FILE"`
+	ListenAddr    string    `env:"LISTEN_ADDR" envDefault:":8080"`
+	AdminAddr     string    `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
+	NATSURL       string    `env:"NATS_URL"`
+	// EmbeddedNATSAddr is where the embedded server (NATS_URL empty) listens,
+	// so the refresher, `send` and `nats sub` can reach it. Not 4222, which a
+	// machine with NATS installed already uses.
+	EmbeddedNATSAddr string        `env:"EMBEDDED_NATS_ADDR" envDefault:"127.0.0.1:4223"`
+	RedisURL         secret.Value  `env:"REDIS_URL"` // may carry a password
+	DataDir          string        `env:"DATA_DIR" envDefault:"./data"`
+	SubjectPrefix    string        `env:"SUBJECT_PREFIX" envDefault:"paycomet"`
+	StreamName       string        `env:"STREAM_NAME" envDefault:"PAYCOMET"`
+	StreamReplicas   int           `env:"STREAM_REPLICAS" envDefault:"1"`
+	DedupeTTL        time.Duration `env:"DEDUPE_TTL" envDefault:"168h"`
+	MaxBodyBytes     int64         `env:"MAX_BODY_BYTES" envDefault:"65536"`
+	URLToken         secret.Value  `env:"URL_TOKEN"`
+	AllowedIPs       Prefixes      `env:"ALLOWED_IPS"`
+	TrustedProxies   Prefixes      `env:"TRUSTED_PROXIES"`
+	BankstoreURL     string        `env:"BANKSTORE_URL" envDefault:"https://api.paycomet.com/gateway/xml-bankstore"`
+	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info"`
 
 	// DuplicateWindow is JetStream's Nats-Msg-Id window: the second line of
 	// dedupe, the only one while the dedupe store is unreachable.
@@ -142,6 +146,14 @@ func nameVariables(err error) error {
 		out = append(out, e)
 	}
 	return errors.Join(out...)
+}
+
+// NATSServers is NATS_URL, or the embedded server's address when it is empty.
+func (c Config) NATSServers() string {
+	if c.NATSURL != "" {
+		return c.NATSURL
+	}
+	return "nats://" + c.EmbeddedNATSAddr
 }
 
 // RequireTerminals reports, naming the variables, that no terminal is set.
