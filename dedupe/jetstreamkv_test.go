@@ -1,0 +1,137 @@
+package dedupe
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+)
+
+func newTestJetStream(t testing.TB) (*testenv.NATS, jetstream.JetStream) {
+	t.Helper()
+	n := testenv.StartNATS(t)
+	js, err := jetstream.New(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, js
+}
+
+func newTestKV(t testing.TB, js jetstream.JetStream, bucket string, o Options) *KV {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := NewJetStreamKV(ctx, js, bucket, 1, o)
+	if err != nil {
+		t.Fatalf("NewJetStreamKV(%q) = %v", bucket, err)
+	}
+	return s
+}
+
+func TestJetStreamKVStore(t *testing.T) {
+	_, js := newTestJetStream(t)
+	var n atomic.Int64
+	runStoreSuite(t, "jetstream_kv", func(t *testing.T, o Options) Store {
+		return newTestKV(t, js, fmt.Sprintf("dedupe_test_%d", n.Add(1)), o)
+	})
+}
+
+func TestJetStreamKVBucket(t *testing.T) {
+	_, js := newTestJetStream(t)
+	ctx := context.Background()
+	newTestKV(t, js, "dedupe", Options{SeenTTL: time.Hour})
+	s := newTestKV(t, js, "dedupe", Options{SeenTTL: 2 * time.Hour}) // DEDUPE_TTL changed: bound and updated
+	mustClaim(t, s, newKey(t), Claimed)
+	kv, err := js.KeyValue(ctx, "dedupe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	if st.TTL() != 2*time.Hour || st.History() != 1 || info.Config.Storage != jetstream.FileStorage || info.Config.Replicas != 1 {
+		t.Errorf("bucket TTL %v history %d storage %v replicas %d, want 2h, 1, file, 1",
+			st.TTL(), st.History(), info.Config.Storage, info.Config.Replicas)
+	}
+}
+
+// A key deleted between a failed Create and the Get is created again rather
+// than reported as anything else.
+func TestJetStreamKVClaimAfterDeleteMarker(t *testing.T) {
+	_, js := newTestJetStream(t)
+	s := newTestKV(t, js, "dedupe", Options{})
+	k := newKey(t)
+	if _, err := s.kv.Put(context.Background(), k, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.kv.Delete(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	mustClaim(t, s, k, Claimed)
+	if err := s.kv.Purge(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	mustClaim(t, s, k, Claimed)
+}
+
+func TestJetStreamKVUnavailable(t *testing.T) {
+	n, js := newTestJetStream(t)
+	s := newTestKV(t, js, "dedupe", Options{}) // production timeout
+	ctx := context.Background()
+	seen := newKey(t)
+	mustMarkSeen(t, s, mustClaim(t, s, seen, Claimed))
+	held := mustClaim(t, s, newKey(t), Claimed)
+
+	n.Stop()
+	for i := range 3 {
+		assertPrompt(t, fmt.Sprintf("Claim #%d", i+1), 2*time.Second, func() error {
+			_, _, err := s.Claim(ctx, newKey(t))
+			return err
+		})
+	}
+	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held) })
+	assertPrompt(t, "Release", 2*time.Second, func() error { return s.Release(ctx, held) })
+	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
+
+	n.Start()
+	testenv.Eventually(t, 10*time.Second, "Ping after restart", func() bool { return s.Ping(ctx) == nil })
+	mustClaim(t, s, newKey(t), Claimed)
+	mustClaim(t, s, seen, Seen) // file storage: seen markers survive a restart
+	mustClaim(t, s, held.Key, InFlight)
+	mustRelease(t, s, held)
+	mustClaim(t, s, held.Key, Claimed)
+}
+
+// BenchmarkJetStreamKVClaimMarkSeen is the embedded default's hot path, for
+// comparison with Redis.
+func BenchmarkJetStreamKVClaimMarkSeen(b *testing.B) {
+	_, js := newTestJetStream(b)
+	s := newTestKV(b, js, "dedupe", Options{})
+	var n atomic.Int64
+	prefix := newKey(b)[:16]
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			k := fmt.Sprintf("%s%016x", prefix, n.Add(1))
+			l, st, err := s.Claim(ctx, k)
+			if err != nil || st != Claimed {
+				b.Errorf("Claim(%q) = %v, %v", k, st, err)
+				return
+			}
+			if err := s.MarkSeen(ctx, l); err != nil {
+				b.Errorf("MarkSeen(%q) = %v", k, err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,323 @@
+package dedupe
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+)
+
+// redisMemKeys is just under a hash-table doubling (65536 buckets), where
+// the per-key share of the bucket arrays is typical rather than a peak.
+var redisMemKeys = flag.Int("redis-mem-keys", 60000, "keys written by TestRedisSeenMemoryPerKey")
+
+func newTestRedisClient(t testing.TB, url string) redis.UniversalClient {
+	t.Helper()
+	c, err := NewRedisClient(url)
+	if err != nil {
+		t.Fatalf("NewRedisClient(%q) = %v", url, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRedisStore(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := newTestRedisClient(t, r.URL())
+	var n atomic.Int64
+	runStoreSuite(t, "redis", func(t *testing.T, o Options) Store {
+		o.KeyPrefix = fmt.Sprintf("test%d:", n.Add(1))
+		return NewRedis(c, o)
+	})
+}
+
+func TestRedisKeyLayout(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := newTestRedisClient(t, r.URL())
+	ctx := context.Background()
+	s := NewRedis(c, Options{ClaimTTL: 15 * time.Second, SeenTTL: time.Hour})
+	k := newKey(t)
+
+	l := mustClaim(t, s, k, Claimed)
+	if ttl := c.PTTL(ctx, "pcn:"+k).Val(); ttl <= 14*time.Second || ttl > 15*time.Second {
+		t.Errorf("claim PTTL = %v, want about 15s", ttl)
+	}
+	mustMarkSeen(t, s, l)
+	if v := c.Get(ctx, "pcn:"+k).Val(); v != seenValue {
+		t.Errorf("seen value = %q, want %q", v, seenValue)
+	}
+	if ttl := c.PTTL(ctx, "pcn:"+k).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("seen PTTL = %v, want about 1h", ttl)
+	}
+}
+
+// A SET that reached Redis but whose reply was lost is retried by go-redis
+// with the same token; the second attempt must recognise its own lease.
+func TestRedisClaimRetryKeepsOwnLease(t *testing.T) {
+	r := testenv.StartRedis(t)
+	s := NewRedis(newTestRedisClient(t, r.URL()), Options{})
+	k := newKey(t)
+	for i := range 2 {
+		l, st, err := s.claim(context.Background(), k, "same-token")
+		if err != nil || st != Claimed || l.token != "same-token" {
+			t.Fatalf("claim #%d = %+v, %v, %v; want the lease, %v", i+1, l, st, err, Claimed)
+		}
+	}
+	if _, st, _ := s.claim(context.Background(), k, "other-token"); st != InFlight {
+		t.Errorf("claim with another token = %v, want %v", st, InFlight)
+	}
+}
+
+// assertPrompt fails unless f returns an error within max.
+func assertPrompt(t *testing.T, what string, limit time.Duration, f func() error) {
+	t.Helper()
+	start := time.Now()
+	err := f()
+	took := time.Since(start)
+	if err == nil {
+		t.Errorf("%s on an unavailable store = nil, want an error", what)
+	}
+	if took >= limit {
+		t.Errorf("%s took %v to fail, want < %v", what, took, limit)
+	}
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	r := testenv.StartRedis(t)
+	s := NewRedis(newTestRedisClient(t, r.URL()), Options{}) // production timeouts
+	ctx := context.Background()
+	seen := newKey(t)
+	mustMarkSeen(t, s, mustClaim(t, s, seen, Claimed))
+	held := mustClaim(t, s, newKey(t), Claimed) // warm the pool: its connections die with the server
+
+	r.Stop()
+	for i := range 3 { // first on dead pooled connections, then on refused dials
+		assertPrompt(t, fmt.Sprintf("Claim #%d", i+1), 2*time.Second, func() error {
+			_, _, err := s.Claim(ctx, newKey(t))
+			return err
+		})
+	}
+	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held) })
+	assertPrompt(t, "Release", 2*time.Second, func() error { return s.Release(ctx, held) })
+	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
+
+	r.Start() // empty: testenv's Redis keeps nothing on disk
+	testenv.Eventually(t, 10*time.Second, "Ping after restart", func() bool { return s.Ping(ctx) == nil })
+	mustClaim(t, s, newKey(t), Claimed)
+	mustClaim(t, s, seen, Claimed) // lost with the server's memory: processed again, never dropped
+}
+
+// hangingServer accepts connections and reads them, never answering: a Redis
+// that is overloaded or behind a black-holed route.
+func hangingServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	return "redis://" + l.Addr().String() + "/0"
+}
+
+func TestRedisHangingServer(t *testing.T) {
+	s := NewRedis(newTestRedisClient(t, hangingServer(t)), Options{})
+	ctx := context.Background()
+	assertPrompt(t, "Claim", 2*time.Second, func() error { _, _, err := s.Claim(ctx, newKey(t)); return err })
+	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, Lease{Key: newKey(t)}) })
+	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
+}
+
+func TestNewRedisClient(t *testing.T) {
+	for _, tc := range []struct {
+		name, url string
+		check     func(t *testing.T, o *redis.Options)
+	}{
+		{"tuned defaults", "redis://127.0.0.1:6390/0", func(t *testing.T, o *redis.Options) {
+			if o.PoolSize != 64 || o.DialTimeout != time.Second || o.ReadTimeout != 500*time.Millisecond ||
+				o.WriteTimeout != 500*time.Millisecond || o.MaxRetries != 1 || o.DialerRetries != 1 || !o.ContextTimeoutEnabled {
+				t.Errorf("options = pool %d dial %v read %v write %v retries %d dial retries %d ctx %v",
+					o.PoolSize, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries, o.DialerRetries, o.ContextTimeoutEnabled)
+			}
+		}},
+		{"password and db", "redis://:s3cret@cache.internal:6380/3", func(t *testing.T, o *redis.Options) {
+			if o.Addr != "cache.internal:6380" || o.Password != "s3cret" || o.DB != 3 || o.TLSConfig != nil {
+				t.Errorf("addr %q password %q db %d tls %v", o.Addr, o.Password, o.DB, o.TLSConfig != nil)
+			}
+		}},
+		{"user and tls", "rediss://app:pw@cache.internal/1", func(t *testing.T, o *redis.Options) {
+			if o.Addr != "cache.internal:6379" || o.Username != "app" || o.Password != "pw" || o.DB != 1 ||
+				o.TLSConfig == nil || o.TLSConfig.ServerName != "cache.internal" || o.TLSConfig.MinVersion < tls.VersionTLS12 {
+				t.Errorf("addr %q user %q db %d tls %+v", o.Addr, o.Username, o.DB, o.TLSConfig)
+			}
+		}},
+		{"query overrides", "redis://127.0.0.1:6390/0?read_timeout=2s&max_retries=3&pool_size=8", func(t *testing.T, o *redis.Options) {
+			if o.ReadTimeout != 2*time.Second || o.MaxRetries != 3 || o.PoolSize != 8 || o.DialTimeout != time.Second {
+				t.Errorf("read %v retries %d pool %d dial %v", o.ReadTimeout, o.MaxRetries, o.PoolSize, o.DialTimeout)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewRedisClient(tc.url)
+			if err != nil {
+				t.Fatalf("NewRedisClient(%q) = %v", tc.url, err)
+			}
+			defer c.Close()
+			tc.check(t, c.(*redis.Client).Options())
+		})
+	}
+}
+
+func TestNewRedisClientErrorsHidePassword(t *testing.T) {
+	for _, url := range []string{
+		"redis://user:hunter2@host:notaport/0",
+		"redis://user:hunter2@host:6379/notadb",
+		"http://user:hunter2@host:6379/0",
+		"redis://user:hunter2@host:6379/0?bogus=1",
+		"redis://user:hunter2@[::1/0",
+	} {
+		_, err := NewRedisClient(url)
+		if err == nil {
+			t.Errorf("NewRedisClient(%q) = nil error, want one", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("NewRedisClient(%q) error %q shows the password", url, err)
+		}
+	}
+}
+
+// usedMemory reads used_memory from INFO memory.
+func usedMemory(t testing.TB, c redis.UniversalClient) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "used_memory:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO memory")
+	return 0
+}
+
+// TestRedisSeenMemoryPerKey measures what one remembered notification costs
+// in Redis (10 million keys must fit). -redis-mem-keys=200000 for the figure
+// in the docs.
+func TestRedisSeenMemoryPerKey(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := newTestRedisClient(t, r.URL())
+	s := NewRedis(c, Options{SeenTTL: time.Hour})
+	fill := func(n int) {
+		t.Helper()
+		keys := make(chan string, 1024)
+		go func() {
+			defer close(keys)
+			for range n {
+				keys <- newKey(t)
+			}
+		}()
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 32 {
+			wg.Go(func() {
+				for k := range keys {
+					l, st, err := s.Claim(context.Background(), k)
+					if err != nil || st != Claimed || s.MarkSeen(context.Background(), l) != nil {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if f := failed.Load(); f > 0 {
+			t.Fatalf("%d of %d keys failed", f, n)
+		}
+	}
+	const warm = 1000 // opens the pool's connections, whose buffers are not per-key memory
+	fill(warm)
+	before := usedMemory(t, c)
+	n := *redisMemKeys
+	fill(n)
+	if got := c.DBSize(context.Background()).Val(); got != int64(warm+n) {
+		t.Fatalf("DBSIZE = %d, want %d", got, warm+n)
+	}
+	perKey := float64(usedMemory(t, c)-before) / float64(n)
+	t.Logf("redis used_memory per seen key: %.1f bytes (%d keys, key %q + 32 hex, value %q with TTL)", perKey, n, DefaultKeyPrefix, seenValue)
+	// About 122 to 131 bytes on Redis 7.0/jemalloc: two dict entries (keys and
+	// expires), the 36-byte key, bucket arrays; the value "1" is a shared
+	// integer and costs nothing. A per-key value allocation or a longer value
+	// pushes it past the limit.
+	if perKey > 150 {
+		t.Errorf("%.1f bytes per seen key, want <= 150 (10 million keys in about 1.4 GB)", perKey)
+	}
+}
+
+// BenchmarkRedisClaimMarkSeen is the hot path of a new notification: Claim
+// then MarkSeen, two round trips, from many concurrent requests.
+func BenchmarkRedisClaimMarkSeen(b *testing.B) {
+	r := testenv.StartRedis(b)
+	s := NewRedis(newTestRedisClient(b, r.URL()), Options{})
+	var n atomic.Int64
+	prefix := newKey(b)[:16]
+	b.SetParallelism(16) // ~32 concurrent requests on 2 CPUs: network bound
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			k := fmt.Sprintf("%s%016x", prefix, n.Add(1))
+			l, st, err := s.Claim(ctx, k)
+			if err != nil || st != Claimed {
+				b.Errorf("Claim(%q) = %v, %v", k, st, err)
+				return
+			}
+			if err := s.MarkSeen(ctx, l); err != nil {
+				b.Errorf("MarkSeen(%q) = %v", k, err)
+				return
+			}
+		}
+	})
+}
