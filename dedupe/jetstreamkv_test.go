@@ -81,6 +81,40 @@ func TestJetStreamKVClaimAfterDeleteMarker(t *testing.T) {
 	mustClaim(t, s, k, Claimed)
 }
 
+// releaseBetween lets a concurrent holder release (or the bucket expire) the
+// key right after Claim's Create found it, before Claim reads it: the real
+// bucket, with that interleaving forced.
+type releaseBetween struct {
+	jetstream.KeyValue
+	lease Lease
+	store *KV
+	done  bool
+}
+
+func (r *releaseBetween) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	rev, err := r.KeyValue.Create(ctx, key, value, opts...)
+	if err != nil && !r.done {
+		r.done = true
+		if rerr := r.store.Release(ctx, r.lease); rerr != nil {
+			return 0, rerr
+		}
+	}
+	return rev, err
+}
+
+func TestJetStreamKVClaimWhileReleased(t *testing.T) {
+	_, js := newTestJetStream(t)
+	s := newTestKV(t, js, "dedupe", Options{})
+	k := newKey(t)
+	holder := mustClaim(t, s, k, Claimed)
+	racing := *s
+	racing.kv = &releaseBetween{KeyValue: s.kv, lease: holder, store: s}
+	l := mustClaim(t, &racing, k, Claimed)
+	mustClaim(t, s, k, InFlight)
+	mustRelease(t, s, l)
+	mustClaim(t, s, k, Claimed)
+}
+
 func TestJetStreamKVUnavailable(t *testing.T) {
 	n, js := newTestJetStream(t)
 	s := newTestKV(t, js, "dedupe", Options{}) // production timeout

@@ -87,6 +87,7 @@ func assertPrompt(t *testing.T, what string, limit time.Duration, f func() error
 	start := time.Now()
 	err := f()
 	took := time.Since(start)
+	t.Logf("%s failed after %v: %v", what, took.Round(time.Millisecond), err)
 	if err == nil {
 		t.Errorf("%s on an unavailable store = nil, want an error", what)
 	}

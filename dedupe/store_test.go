@@ -221,35 +221,19 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		t.Parallel()
 		s := newStore(t, base)
 		k := newKey(t)
-		const n = 50
-		var (
-			wg    sync.WaitGroup
-			start = make(chan struct{})
-			mu    sync.Mutex
-			count = map[Status]int{}
-			errs  []error
-		)
-		for range n {
-			wg.Go(func() {
-				<-start
-				_, st, err := s.Claim(context.Background(), k)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-					return
-				}
-				count[st]++
-			})
-		}
-		close(start)
-		wg.Wait()
-		if len(errs) > 0 {
-			t.Fatalf("%d claims failed, first: %v", len(errs), errs[0])
-		}
-		if count[Claimed] != 1 || count[InFlight] != n-1 {
-			t.Errorf("%d concurrent claims: %v, want exactly 1 %v and %d %v", n, count, Claimed, n-1, InFlight)
-		}
+		claimConcurrently(t, s, k)
+	})
+
+	t.Run("concurrent takeover of an abandoned claim", func(t *testing.T) {
+		t.Parallel()
+		o := base
+		o.ClaimTTL = 300 * time.Millisecond
+		s := newStore(t, o)
+		k := newKey(t)
+		mustClaim(t, s, k, Claimed)
+		// Polling Claim would take the lease over itself: wait it out.
+		time.Sleep(o.ClaimTTL + 50*time.Millisecond)
+		claimConcurrently(t, s, k)
 	})
 
 	t.Run("concurrent claims of distinct keys", func(t *testing.T) {
@@ -296,6 +280,40 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		})
 		forAll(claimAs(Seen))
 	})
+}
+
+// claimConcurrently has 50 callers claim k at once: exactly one may own it.
+func claimConcurrently(t *testing.T, s Store, k string) {
+	t.Helper()
+	const n = 50
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		mu    sync.Mutex
+		count = map[Status]int{}
+		errs  []error
+	)
+	for range n {
+		wg.Go(func() {
+			<-start
+			_, st, err := s.Claim(context.Background(), k)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			count[st]++
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d claims failed, first: %v", len(errs), errs[0])
+	}
+	if count[Claimed] != 1 || count[InFlight] != n-1 {
+		t.Errorf("%d concurrent claims: %v, want exactly 1 %v and %d %v", n, count, Claimed, n-1, InFlight)
+	}
 }
 
 func TestStatusString(t *testing.T) {
