@@ -92,9 +92,9 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 
 func (r *Redis) key(k string) string { return r.opts.KeyPrefix + k }
 
-// Claim is one SET key token NX GET PX claimTTL: it creates the lease only if
-// the key is absent and returns what was there, which tells Seen from
-// InFlight in the same round trip.
+// Claim is one SET key token NX GET with the claim TTL as expiry: it creates
+// the lease only if the key is absent and returns what was there, which tells
+// Seen from InFlight in the same round trip.
 func (r *Redis) Claim(ctx context.Context, key string) (Lease, Status, error) {
 	return r.claim(ctx, key, newToken())
 }
@@ -123,7 +123,7 @@ func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, er
 	}
 }
 
-// MarkSeen is one SET key seen PX seenTTL. It overwrites unconditionally:
+// MarkSeen is one SET key "1" with the seen TTL. It overwrites unconditionally:
 // the event is durable, so Seen is the truth even if the lease had expired
 // and another copy claimed the key meanwhile.
 func (r *Redis) MarkSeen(ctx context.Context, l Lease) error {
