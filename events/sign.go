@@ -74,7 +74,8 @@ type SampleOptions struct {
 	// ErrorID is the KO's error code; default 105 (insufficient funds).
 	ErrorID int
 	// AuthCode overrides the AuthCode of an OK; default derived from Order,
-	// Type and Amount, so a given sample always has the same idempotency key.
+	// Type, Amount and When, so a given sample always has the same
+	// idempotency key.
 	AuthCode string
 	// Instalment makes a subscription (9) Order PAYCOMET's instalment form
 	// "<Order>[<IdUser>]<yyyymmdd>".
@@ -200,7 +201,7 @@ func Sample(o SampleOptions) url.Values {
 		if ok {
 			authCode := o.AuthCode
 			if authCode == "" {
-				authCode = authCodeFor(order, tt, o.Amount)
+				authCode = authCodeFor(order, tt, o.Amount, stamp)
 			}
 			f.Set(fAuthCode, authCode)
 			f.Set(fErrorID, "0")
@@ -247,9 +248,11 @@ func seed(parts ...string) uint64 {
 }
 
 // authCodeFor has PAYCOMET's AuthCode shape: six digits, a slash, a long
-// number (802335/120098123810102711053606007000 in the docs).
-func authCodeFor(order, tt string, amount int64) string {
-	s := seed(order, tt, strconv.FormatInt(amount, 10))
+// number (802335/120098123810102711053606007000 in the docs). Two operations
+// on one Order at different times (two partial refunds) get different codes,
+// as they do at PAYCOMET.
+func authCodeFor(order, tt string, amount int64, stamp string) string {
+	s := seed(order, tt, strconv.FormatInt(amount, 10), stamp)
 	return strconv.FormatUint(100000+s%900000, 10) + "/" + strconv.FormatUint(1_000_000_000+(s>>20)%9_000_000_000, 10)
 }
 
@@ -304,6 +307,8 @@ func methodName(id int) string {
 		return "PayPal"
 	case 11:
 		return "Bizum"
+	case 16:
+		return "Multibanco"
 	case 38:
 		return "MB WAY"
 	}

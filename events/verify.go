@@ -5,7 +5,10 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -40,6 +43,23 @@ func NewVerifier(merchantCode string, terminals map[string]secret.Value) *Verifi
 	return v
 }
 
+// String describes the Verifier without its keys: md5hex(password) signs as
+// well as the password itself, so it must not reach a log through %v.
+func (v Verifier) String() string {
+	ids := make([]string, 0, len(v.keys))
+	for id := range v.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return "events.Verifier{merchant_code: " + quote(v.merchantCode) + ", terminals: [" + strings.Join(ids, " ") + "]}"
+}
+
+// GoString redacts like String, for %#v.
+func (v Verifier) GoString() string { return v.String() }
+
+// LogValue redacts like String, for slog.
+func (v Verifier) LogValue() slog.Value { return slog.StringValue(v.String()) }
+
 // Channel says how the request reached us; the handler fills it. It matters
 // only for the card-expiry notice (108), which PAYCOMET does not sign.
 type Channel struct {
@@ -70,6 +90,12 @@ type Auth struct {
 // and the terminal, following contract section 5 and the notifications doc
 // section 5: formula A for amount-bearing types, B for 107, A then B for types
 // no plugin has observed, and for an unsigned 108 the channel.
+//
+// A 108 that does carry a NotificationHash is verified like an unknown type,
+// as the notifications doc recommends, but neither formula reads a field a
+// 108 has: its hash is the same for every notice of a terminal and does not
+// protect IdUser or MonthsToExpire. That is why consumers confirm a 108 with
+// BankStore info_user whatever authenticated_by says.
 //
 // On error the returned Auth holds what was learnt before the failure (Type,
 // and Terminal when it was resolved) for metrics and logs; its Method is

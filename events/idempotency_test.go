@@ -1,0 +1,189 @@
+package events
+
+import (
+	"math/rand/v2"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func idOfForm(t *testing.T, f url.Values) string {
+	t.Helper()
+	e := mustParse(t, f)
+	if !idPattern.MatchString(e.ID) {
+		t.Fatalf("ID %q is not 32 lower-case hex digits", e.ID)
+	}
+	return e.ID
+}
+
+func set(f url.Values, kv ...string) url.Values {
+	g := clone(f)
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			g.Del(kv[i])
+		} else {
+			g.Set(kv[i], kv[i+1])
+		}
+	}
+	return g
+}
+
+func TestIDSameNotificationSameID(t *testing.T) {
+	forms := map[string]url.Values{
+		"payment OK":        paymentForm("1", "PN-1", "OK"),
+		"payment KO":        paymentForm("1", "PN-1", "KO"),
+		"payment no code":   set(paymentForm("1", "PN-1", "OK"), "AuthCode", ""),
+		"card registration": cardRegistrationForm("OK"),
+		"card expiry":       cardExpiryForm(),
+		"unknown type":      set(paymentForm("200", "PN-1", "OK"), "Extra", "x"),
+	}
+	for name, f := range forms {
+		t.Run(name, func(t *testing.T) {
+			id := idOfForm(t, f)
+			if again := idOfForm(t, clone(f)); again != id {
+				t.Errorf("same notification: ID %s then %s", id, again)
+			}
+
+			// Field order in the body does not matter.
+			keys := make([]string, 0, len(f))
+			for k := range f {
+				keys = append(keys, k)
+			}
+			for i := 0; i < 5; i++ {
+				rand.Shuffle(len(keys), func(a, b int) { keys[a], keys[b] = keys[b], keys[a] })
+				var parts []string
+				for _, k := range keys {
+					parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(f.Get(k)))
+				}
+				g, err := url.ParseQuery(strings.Join(parts, "&"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := idOfForm(t, g); got != id {
+					t.Errorf("body %q: ID %s, want %s", strings.Join(parts, "&"), got, id)
+				}
+			}
+
+			// Body and query carrying the same fields are one notification.
+			g := clone(f)
+			for k, vs := range g {
+				g[k] = append(vs, vs...)
+			}
+			if got := idOfForm(t, g); got != id {
+				t.Errorf("repeated fields: ID %s, want %s", got, id)
+			}
+		})
+	}
+}
+
+func TestIDDifferentNotificationsDiffer(t *testing.T) {
+	payOK := paymentForm("1", "PN-1", "OK")
+	payKO := paymentForm("1", "PN-1", "KO")
+	refund1 := set(paymentForm("2", "PN-1", "OK"), "Amount", "400", "AuthCode", "111111/1")
+	refund2 := set(paymentForm("2", "PN-1", "OK"), "Amount", "400", "AuthCode", "222222/2", "BankDateTime", "20261125101500")
+	pairs := []struct {
+		name string
+		a, b url.Values
+	}{
+		{"KO then OK of one order", payKO, payOK},
+		{"refund and the payment it refunds", payOK, set(payOK, "TransactionType", "2")},
+		{"two partial refunds of one order", refund1, refund2},
+		{"two partial refunds, same time and amount, different AuthCode", refund1, set(refund1, "AuthCode", "333333/3")},
+		{"chargeback and the payment", payOK, set(payOK, "TransactionType", "106")},
+		{"preauthorization and its confirmation", set(payOK, "TransactionType", "3"), set(payOK, "TransactionType", "6", "AuthCode", "999999/9")},
+		{"two KO attempts of one order", payKO, set(payKO, "BankDateTime", "20261124101600")},
+		{"two KO attempts, different errors", payKO, set(payKO, "ErrorID", "184")},
+		{"pending then OK", set(payOK, "Response", "SF"), payOK},
+		{"OK without AuthCode, different amounts", set(payOK, "AuthCode", ""), set(payOK, "AuthCode", "", "Amount", "999")},
+		{"OK without AuthCode, different times", set(payOK, "AuthCode", ""), set(payOK, "AuthCode", "", "BankDateTime", "20261124101501")},
+		{"OK with and without AuthCode", payOK, set(payOK, "AuthCode", "")},
+		{"successive expiry notices", cardExpiryForm(), set(cardExpiryForm(), "MonthsToExpire", "1")},
+		{"expiry notices of two cards", cardExpiryForm(), set(cardExpiryForm(), "IdUser", "4823118")},
+		{"card registration KO then OK", cardRegistrationForm("KO"), cardRegistrationForm("OK")},
+		{"two card registrations of one order", cardRegistrationForm("OK"), set(cardRegistrationForm("OK"), "IdUser", "4823118")},
+		{"two failed card registrations", cardRegistrationForm("KO"), set(cardRegistrationForm("KO"), "DateTime", "20261124101501")},
+		{"unknown type, any field", set(payOK, "TransactionType", "200"), set(payOK, "TransactionType", "200", "Language", "EN")},
+		{"unknown type and a known one", set(payOK, "TransactionType", "109"), payOK},
+		{"two unknown types", set(payOK, "TransactionType", "109"), set(payOK, "TransactionType", "110")},
+	}
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			a, b := idOfForm(t, p.a), idOfForm(t, p.b)
+			if a == b {
+				t.Errorf("both notifications have ID %s", a)
+			}
+		})
+	}
+}
+
+func TestIDDiffersPerTerminal(t *testing.T) {
+	f := paymentForm("1", "PN-1", "OK")
+	a, err := Parse(f, signedAuth(1, "A"), receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := set(f, "TpvID", "2000")
+	b, err := Parse(g, Auth{Terminal: "2000", Method: AuthSignature, Formula: "A", Type: 1}, receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID {
+		t.Errorf("one order on two terminals: both ID %s", a.ID)
+	}
+}
+
+func TestIDIgnoresSignatureFieldsOfUnknownTypes(t *testing.T) {
+	f := set(paymentForm("200", "PN-1", "OK"), "ExtendedSignature", "abc")
+	if a, b := idOfForm(t, f), idOfForm(t, set(f, "ExtendedSignature", "")); a != b {
+		t.Errorf("a legacy signature changed the ID: %s, %s", a, b)
+	}
+}
+
+func TestIDKeyPartsAreUnambiguous(t *testing.T) {
+	if idOf("ab", "c") == idOf("a", "bc") {
+		t.Error(`idOf("ab", "c") == idOf("a", "bc")`)
+	}
+	if idOf("a|b") == idOf("a", "b") {
+		t.Error(`idOf("a|b") == idOf("a", "b")`)
+	}
+	// An order that ends like an AuthCode must not meet another split.
+	a := paymentKey("1", 1, "X", "OK", "auth", "", 0, "", "")
+	b := paymentKey("1", 1, "X", "OK", "", "auth", 0, "", "")
+	if a == b {
+		t.Error("AuthCode and BankDateTime schemes collide")
+	}
+}
+
+func TestRejectedID(t *testing.T) {
+	f := url.Values{"TransactionType": {"1"}, "Amount": {"1000", "2000"}}
+	base := Rejected("Amount: given more than once with different values", 400, f, "192.0.2.10:41234", receivedAt)
+	if !idPattern.MatchString(base.ID) {
+		t.Fatalf("ID %q is not 32 lower-case hex digits", base.ID)
+	}
+	same := []Event{
+		Rejected("Amount: given more than once with different values", 400, clone(f), "192.0.2.10:41234", receivedAt),
+		Rejected("Amount: given more than once with different values", 400, f, "192.0.2.10:50000", receivedAt.Add(1e9)),
+	}
+	for _, e := range same {
+		if e.ID != base.ID {
+			t.Errorf("the same rejected request got ID %s and %s", base.ID, e.ID)
+		}
+	}
+	differ := []Event{
+		Rejected("other reason", 400, f, "192.0.2.10:41234", receivedAt),
+		Rejected("Amount: given more than once with different values", 400, url.Values{"TransactionType": {"1"}, "Amount": {"2000", "1000"}}, "192.0.2.10:41234", receivedAt),
+		Rejected("Amount: given more than once with different values", 400, f, "192.0.2.11:41234", receivedAt),
+		Rejected("Amount: given more than once with different values", 400, nil, "192.0.2.10:41234", receivedAt),
+		Rejected("Amount: given more than once with different values", 400, url.Values{}, "192.0.2.10:41234", receivedAt),
+	}
+	seen := map[string]int{base.ID: -1}
+	for i, e := range differ {
+		if j, dup := seen[e.ID]; dup {
+			t.Errorf("rejected requests %d and %d share ID %s", i, j, e.ID)
+		}
+		seen[e.ID] = i
+	}
+}
