@@ -323,7 +323,7 @@ func TestParseNeedsAuthentication(t *testing.T) {
 	f := paymentForm("1", "PN-1", "OK")
 	for _, a := range []Auth{
 		{},
-		{Terminal: tTerminal, Type: 1},                        // no method: Authenticate failed
+		{Terminal: tTerminal, Type: 1}, // no method: Authenticate failed
 		{Terminal: "", Method: AuthSignature, Type: 1},        // no terminal
 		{Terminal: "31.337", Method: AuthSignature, Type: 1},  // not a subject token
 		{Terminal: tTerminal, Method: AuthSignature, Type: 2}, // another form's Auth
