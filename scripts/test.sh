@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md and .ci/run call it. It installs what the
+# integration tests need and is missing (Debian's redis-server package); the
+# tests themselves start redis-server on free ports and an in-process NATS
+# server, so the machine's own Redis and NATS are never used or disturbed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+	echo "test.sh: redis-server is missing; installing Debian's redis-server package" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+command -v redis-server >/dev/null 2>&1 || { echo "test.sh: redis-server still missing" >&2; exit 1; }
+
+go version
+
+go test -race -count=1 -timeout 20m "$@" ./...
