@@ -108,9 +108,9 @@ func TestStatusTable(t *testing.T) {
 				}
 				q := rejected[len(rejected)-1]
 				var data struct {
-					Reason string            `json:"reason"`
-					Status int               `json:"status"`
-					Remote string            `json:"remote_addr"`
+					Reason string              `json:"reason"`
+					Status int                 `json:"status"`
+					Remote string              `json:"remote_addr"`
 					Fields map[string][]string `json:"fields"`
 				}
 				if err := json.Unmarshal(q.Event.Data, &data); err != nil {

@@ -269,4 +269,3 @@ func (r *rig) counter(name string, labels ...string) float64 {
 	}
 	return total
 }
-
