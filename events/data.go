@@ -20,9 +20,9 @@ type Meta struct {
 	// SignatureFormula is "A" or "B" when a signature matched, so that an
 	// operator can see which formula PAYCOMET used for types no plugin has
 	// documented (106, signed 108, new types).
-	SignatureFormula string            `json:"signature_formula,omitempty"`
-	ReceivedAt       time.Time         `json:"received_at"`
-	Raw              map[string]string `json:"raw"`
+	SignatureFormula string    `json:"signature_formula,omitempty"`
+	ReceivedAt       time.Time `json:"received_at"`
+	Raw              Raw       `json:"raw"`
 }
 
 // Details are the optional fields PAYCOMET may add to any signed

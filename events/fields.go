@@ -68,8 +68,8 @@ func conflict(name string) *FieldError {
 // collapse turns the form into one string per field, the shape of data.raw.
 // With several conflicting fields it names the first in sorted order, so the
 // answer does not depend on map iteration.
-func collapse(form url.Values) (map[string]string, error) {
-	raw := make(map[string]string, len(form))
+func collapse(form url.Values) (Raw, error) {
+	raw := make(Raw, len(form))
 	var bad []string
 	for k, vs := range form {
 		if len(vs) == 0 {

@@ -83,7 +83,7 @@ func isSignatureField(name string) bool {
 	return name == fNotificationHash || name == fExtendedSig || name == fSignature
 }
 
-func otherKey(terminal string, typ int, raw map[string]string) string {
+func otherKey(terminal string, typ int, raw Raw) string {
 	names := make([]string, 0, len(raw))
 	for k := range raw {
 		if !isSignatureField(k) {

@@ -55,7 +55,7 @@ func Parse(form url.Values, auth Auth, receivedAt time.Time) (Event, error) {
 }
 
 // fields reads a collapsed form.
-type fields struct{ raw map[string]string }
+type fields struct{ raw Raw }
 
 func (p fields) required(name string) (string, error) {
 	v := p.raw[name]

@@ -14,8 +14,8 @@ import (
 func ptr[T any](v T) *T { return &v }
 
 // rawOf is what data.raw must hold for f: every field, one string each.
-func rawOf(f url.Values) map[string]string {
-	m := make(map[string]string, len(f))
+func rawOf(f url.Values) Raw {
+	m := make(Raw, len(f))
 	for k, vs := range f {
 		m[k] = vs[0]
 	}
