@@ -142,8 +142,8 @@ type receiver struct {
 	adminLn  net.Listener
 }
 
-func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (r *receiver, err error) {
-	r = &receiver{cfg: cfg, log: log}
+func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *receiver, err error) {
+	r := &receiver{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			r.closeBackends()
