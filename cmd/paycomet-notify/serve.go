@@ -181,6 +181,7 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	}
 	opts := dedupe.Options{ClaimTTL: claimTTL(cfg), SeenTTL: cfg.DedupeTTL}
 	if url := cfg.RedisURL.Reveal(); url != "" {
+		redis.SetLogger(redisLogger{log})
 		if r.rdb, err = dedupe.NewRedisClient(url); err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
@@ -388,4 +389,12 @@ func startEmbeddedNATS(cfg config.Config) (*natsserver.Server, error) {
 		return nil, fmt.Errorf("embedded NATS did not start on %s (is the port in use? set EMBEDDED_NATS_ADDR)", cfg.EmbeddedNATSAddr)
 	}
 	return ns, nil
+}
+
+// redisLogger sends go-redis's own messages (pool and dial trouble) to the
+// JSON log instead of its plain-text default.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
 }
