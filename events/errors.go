@@ -14,6 +14,8 @@ type FieldError struct {
 	Problem string // what is wrong with it, e.g. `"12.50" is not an integer in minor units`
 }
 
+// Error names the field first, so the 400 body tells PAYCOMET's support
+// where to look: `Amount: "12.50" is not an integer in minor units`.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 
 // AuthError says that the notification could not be proven to come from
@@ -26,6 +28,7 @@ type AuthError struct {
 	Err error
 }
 
+// Error is safe to log and to answer: it never carries key material.
 func (e *AuthError) Error() string { return "authentication failed: " + e.Reason }
 
 // Unwrap exposes the sentinel.

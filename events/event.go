@@ -21,7 +21,7 @@ import (
 type Event struct {
 	ID         string    // idempotency key (also the Nats-Msg-Id); see idempotency.go
 	Source     string    // "/paycomet/terminals/<terminal>"
-	Type       string    // "paycomet.<operation>.<outcome>", or TypeRejected
+	Type       string    // "paycomet.<operation>.<outcome>", or EventTypeRejected
 	Subject    string    // CloudEvents subject: Order, or IdUser for 108; may be empty
 	Time       time.Time // BankDateTime/DateTime in Europe/Madrid, else the receive time
 	DataSchema string    // "schemas/<operation>.v1.json"
@@ -36,7 +36,7 @@ type Event struct {
 // "<prefix>.<terminal>.<operation>.<outcome>", and "<prefix>.rejected" for
 // the quarantine.
 func (e Event) Topic(prefix string) string {
-	if e.Type == TypeRejected {
+	if e.Type == EventTypeRejected {
 		return prefix + "." + OperationRejected
 	}
 	return prefix + "." + e.Terminal + "." + e.Operation + "." + e.Outcome

@@ -39,8 +39,9 @@ const (
 const (
 	// OperationRejected is the quarantine's operation, "paycomet.rejected".
 	OperationRejected = "rejected"
-	// TypeRejected is the CloudEvents type of a quarantined request.
-	TypeRejected = "paycomet." + OperationRejected
+	// EventTypeRejected is the CloudEvents type of a quarantined request
+	// (not a TransactionType, unlike the Type* constants above).
+	EventTypeRejected = "paycomet." + OperationRejected
 )
 
 // kind groups types by the fields they carry and how they are signed.

@@ -411,7 +411,7 @@ func Rejected(reason string, status int, form url.Values, remoteAddr string, rec
 	return Event{
 		ID:         rejectedKey(reason, status, fields, remoteAddr),
 		Source:     "/paycomet/notifications",
-		Type:       TypeRejected,
+		Type:       EventTypeRejected,
 		Subject:    subject,
 		Time:       receivedAt,
 		DataSchema: "schemas/rejected.v1.json",
