@@ -13,6 +13,7 @@ var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func idOfForm(t *testing.T, f url.Values) string {
 	t.Helper()
 	e := mustParse(t, f)
+	validate(t, e)
 	if !idPattern.MatchString(e.ID) {
 		t.Fatalf("ID %q is not 32 lower-case hex digits", e.ID)
 	}
