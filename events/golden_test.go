@@ -73,10 +73,10 @@ func statusOf(err error) int {
 	return 500
 }
 
-// channelFor is how a fixture is delivered: the unsigned 108 through the URL
-// token (see testdata/notifications/README.md), everything else plainly.
+// channelFor is how a fixture is delivered: every 108 through the URL token
+// (see testdata/notifications/README.md), everything else plainly.
 func channelFor(name string) Channel {
-	return Channel{URLToken: name == "card_expiry"}
+	return Channel{URLToken: strings.HasPrefix(name, "card_expiry")}
 }
 
 // process runs a fixture through the handler's order of calls.

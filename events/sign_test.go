@@ -1,6 +1,7 @@
 package events
 
 import (
+	"errors"
 	"net/url"
 	"regexp"
 	"testing"
@@ -145,9 +146,15 @@ func TestSampleOptions(t *testing.T) {
 	})
 	t.Run("signed 108", func(t *testing.T) {
 		f := Sample(SampleOptions{Type: 108, Signed: true, When: when})
-		a, err := demoVerifier().Authenticate(f, Channel{})
-		if err != nil || a.Method != AuthSignature {
-			t.Errorf("Authenticate() = %+v, %v", a, err)
+		if !f.Has("NotificationHash") {
+			t.Fatal("Signed 108 sample has no hash")
+		}
+		if _, err := demoVerifier().Authenticate(f, Channel{}); !errors.Is(err, ErrUnsignedNotAllowed) {
+			t.Errorf("Authenticate(signed 108, no channel) = %v, want ErrUnsignedNotAllowed", err)
+		}
+		a, err := demoVerifier().Authenticate(f, Channel{URLToken: true})
+		if err != nil || a.Method != AuthURLToken {
+			t.Errorf("Authenticate(signed 108, url token) = %+v, %v", a, err)
 		}
 	})
 	t.Run("unsigned", func(t *testing.T) {

@@ -139,19 +139,29 @@ func (v *Verifier) Authenticate(form url.Values, ch Channel) (Auth, error) {
 	if err != nil {
 		return a, err
 	}
-	if hash == "" {
-		if a.Type != TypeCardExpiry {
-			return a, authError(ErrMissingSignature, "")
-		}
+	// A 108 is accepted only through the URL token or an allowed source,
+	// even when it carries a NotificationHash: neither formula reads a field
+	// a 108 has, so such a hash is one constant per terminal that anyone who
+	// saw it once could replay with any IdUser (see
+	// TestSignedCardExpiryCoversNoField). A hash that is present must still
+	// verify; Formula stays empty, since the channel is the proof.
+	var channel AuthMethod
+	if a.Type == TypeCardExpiry {
 		switch {
 		case ch.URLToken:
-			a.Method = AuthURLToken
+			channel = AuthURLToken
 		case ch.AllowedIP:
-			a.Method = AuthIPAllowlist
+			channel = AuthIPAllowlist
 		default:
-			return a, authError(ErrUnsignedNotAllowed, "type 108 without NotificationHash")
+			return a, authError(ErrUnsignedNotAllowed, "type 108 is accepted only through URL_TOKEN or ALLOWED_IPS")
 		}
-		return a, nil
+		if hash == "" {
+			a.Method = channel
+			return a, nil
+		}
+	}
+	if hash == "" {
+		return a, authError(ErrMissingSignature, "")
 	}
 
 	var got [sha512.Size]byte
@@ -165,8 +175,7 @@ func (v *Verifier) Authenticate(form url.Values, ch Channel) (Auth, error) {
 			return a, err
 		}
 		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			a.Method, a.Formula = AuthSignature, "A"
-			return a, nil
+			return signedBy(a, channel, "A"), nil
 		}
 	}
 	if tryB {
@@ -175,11 +184,21 @@ func (v *Verifier) Authenticate(form url.Values, ch Channel) (Auth, error) {
 			return a, err
 		}
 		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			a.Method, a.Formula = AuthSignature, "B"
-			return a, nil
+			return signedBy(a, channel, "B"), nil
 		}
 	}
 	return a, authError(ErrBadSignature, "")
+}
+
+// signedBy is the Auth of a matching hash: the signature itself, or for a
+// 108 the channel it came through.
+func signedBy(a Auth, channel AuthMethod, formula string) Auth {
+	if channel != "" {
+		a.Method, a.Formula = channel, ""
+		return a
+	}
+	a.Method, a.Formula = AuthSignature, formula
+	return a
 }
 
 // hashBufSize covers a realistic notification's formula input on the stack;

@@ -69,6 +69,9 @@ func TestAuthenticateSignatures(t *testing.T) {
 			wrongPassword = refHashB(tMerchant, tTerminal, "another-password", f)
 		}
 		typ, _ := transactionType(f.Get("TransactionType"))
+		if typ == TypeCardExpiry {
+			continue // channel-bound: TestAuthenticateUnsignedCardExpiry
+		}
 		// 106, signed 108 and unknown types accept either formula; the types
 		// the plugins document accept only theirs.
 		_, knownPayment := knownOperation(typ)
@@ -178,7 +181,9 @@ func TestAuthenticateUnsignedCardExpiry(t *testing.T) {
 		{"both: url token wins", f, Channel{URLToken: true, AllowedIP: true}, AuthURLToken, nil},
 		{"neither", f, Channel{}, "", ErrUnsignedNotAllowed},
 		{"a hash that is present must verify, whatever the channel", bad, Channel{URLToken: true, AllowedIP: true}, "", ErrBadSignature},
-		{"signed with B", withHash(f, refHashB(tMerchant, tTerminal, tPassword, f)), Channel{}, AuthSignature, nil},
+		{"signed but through neither channel", withHash(f, refHashB(tMerchant, tTerminal, tPassword, f)), Channel{}, "", ErrUnsignedNotAllowed},
+		{"signed with B through the url token", withHash(f, refHashB(tMerchant, tTerminal, tPassword, f)), Channel{URLToken: true}, AuthURLToken, nil},
+		{"signed with A from an allowed source", withHash(f, refHashA(tMerchant, tTerminal, tPassword, f)), Channel{AllowedIP: true}, AuthIPAllowlist, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -352,23 +357,24 @@ func TestAuthenticateDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestSignedCardExpiryCoversNoField documents a weakness rather than a
-// wish: formulas A and B read Order, Amount, Currency, BankDateTime,
-// Response and DateTime, none of which a 108 carries, so a signed 108's hash
-// is the same for every notice of a terminal and does not protect IdUser or
-// MonthsToExpire. The refresher's info_user confirmation is what makes acting
-// on a 108 safe.
+// TestSignedCardExpiryCoversNoField: formulas A and B read Order, Amount,
+// Currency, BankDateTime, Response and DateTime, none of which a 108 carries,
+// so a "signed" 108's hash is one constant per terminal that does not protect
+// IdUser or MonthsToExpire. That is why Authenticate accepts a 108 only
+// through the URL token or an allowed source, hash or not.
 func TestSignedCardExpiryCoversNoField(t *testing.T) {
 	f := cardExpiryForm()
 	h := refHashA(tMerchant, tTerminal, tPassword, f)
 	if h != refHashB(tMerchant, tTerminal, tPassword, f) {
-		t.Fatal("formulas A and B differ on a 108; revisit this test and the package documentation")
+		t.Fatal("formulas A and B differ on a 108; revisit this test and Authenticate's 108 rule")
 	}
 	g := withHash(f, h)
 	g.Set("IdUser", "1")
 	g.Set("MonthsToExpire", "0")
-	a, err := testVerifier().Authenticate(g, Channel{})
-	if err != nil || a.Method != AuthSignature {
-		t.Fatalf("Authenticate(tampered signed 108) = %+v, %v; the hash was expected not to cover IdUser", a, err)
+	if refHashA(tMerchant, tTerminal, tPassword, g) != h {
+		t.Fatal("tampering changed a 108's hash; revisit this test and Authenticate's 108 rule")
+	}
+	if a, err := testVerifier().Authenticate(g, Channel{}); !errors.Is(err, ErrUnsignedNotAllowed) {
+		t.Fatalf("Authenticate(replayed 108 hash, no channel) = %+v, %v; want ErrUnsignedNotAllowed", a, err)
 	}
 }
