@@ -18,6 +18,7 @@ func TestValueNeverPrints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore S1025 the point is what fmt prints
 	for name, out := range map[string]string{
 		"%v":   fmt.Sprintf("%v", v),
 		"%+v":  fmt.Sprintf("%+v", struct{ P Value }{v}),
