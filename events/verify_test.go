@@ -330,8 +330,8 @@ func TestAuthenticateFieldErrors(t *testing.T) {
 func TestVerifierDoesNotPrintKeys(t *testing.T) {
 	v := testVerifier()
 	md5 := refMD5Hex(tPassword)
-	//lint:ignore S1025 the point is what fmt prints
 	for _, s := range []string{
+		//lint:ignore S1025 the point is what fmt prints
 		fmt.Sprintf("%v", v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprintf("%s", *v),
 		fmt.Sprintf("%+v", *v), fmt.Sprintf("%x", v), v.LogValue().String(),
 	} {

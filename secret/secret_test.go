@@ -18,11 +18,11 @@ func TestValueNeverPrints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	//lint:ignore S1025 the point is what fmt prints
 	for name, out := range map[string]string{
-		"%v":   fmt.Sprintf("%v", v),
-		"%+v":  fmt.Sprintf("%+v", struct{ P Value }{v}),
-		"%#v":  fmt.Sprintf("%#v", v),
+		"%v":  fmt.Sprintf("%v", v),
+		"%+v": fmt.Sprintf("%+v", struct{ P Value }{v}),
+		"%#v": fmt.Sprintf("%#v", v),
+		//lint:ignore S1025 the point is what fmt prints
 		"%s":   fmt.Sprintf("%s", v),
 		"slog": logs.String(),
 		"json": string(js),
