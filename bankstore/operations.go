@@ -168,37 +168,33 @@ func (op Operation) MovesMoney() bool {
 	return ok && s.movesMoney
 }
 
-// Element describes one request element of an operation.
+// Element describes one request element an operation takes from its
+// caller. The merchant code, terminal and signature are not among them: the
+// client adds those itself.
 type Element struct {
-	Name     string
+	Name string
+	// Required is the seed's Obligatorio.
 	Required bool
 	// Format says what the value must look like.
 	Format string
-	// FilledBy is non-empty for elements the client supplies itself (from its
-	// credentials, by signing, or this host's address when left empty).
-	FilledBy string
+	// Default is what the client sends when the caller leaves the element
+	// out, if anything.
+	Default string
 }
 
-// RequestElements lists op's request elements in envelope order, including
-// the merchant code, terminal and signature the client adds.
+// RequestElements lists the elements op takes, in envelope order.
 func (op Operation) RequestElements() []Element {
 	s, ok := lookup(op)
 	if !ok {
 		return nil
 	}
-	out := []Element{
-		{Name: elemMerchantCode, Required: true, Format: formats[elemMerchantCode].desc, FilledBy: "merchant code of the client"},
-		{Name: elemTerminal, Required: true, Format: formats[elemTerminal].desc, FilledBy: "terminal of the client"},
-	}
+	var out []Element
 	for _, f := range fieldsOf(s.req) {
 		e := Element{Name: f.name, Required: f.required || f.auto, Format: formats[f.format].desc}
 		if f.auto {
-			e.FilledBy = "this host's IPv4 address when not given"
+			e.Default = "this host's IPv4 address towards the endpoint"
 		}
 		out = append(out, e)
-		if f.name == s.sigAfter {
-			out = append(out, Element{Name: elemSignature, Required: true, Format: "lower-case hex SHA-512 (Anexo I)", FilledBy: "signature computed by the client"})
-		}
 	}
 	return out
 }

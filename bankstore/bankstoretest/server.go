@@ -312,7 +312,7 @@ func (s *Server) process(op bankstore.Operation, el map[string]string) (map[stri
 		return nil, bankstore.CodeInvalidSignature
 	}
 	for _, e := range op.RequestElements() {
-		if e.Required && e.Name != "DS_SUBSCRIPTION_STARTDATE" && el[e.Name] == "" {
+		if e.Required && el[e.Name] == "" {
 			return nil, bankstore.CodeInvalidParameter
 		}
 	}
