@@ -37,7 +37,6 @@ type Client struct {
 	infoAttempts int
 	infoBackoff  time.Duration
 	fixedIP      netip.Addr
-	now          func() time.Time
 
 	ipMu       sync.Mutex
 	detectedIP netip.Addr
@@ -91,7 +90,6 @@ func New(endpoint string, cred Credentials, opts ...Option) (*Client, error) {
 		hc:           &http.Client{Timeout: DefaultTimeout},
 		infoAttempts: 3,
 		infoBackoff:  200 * time.Millisecond,
-		now:          time.Now,
 	}
 	for _, o := range opts {
 		o(c)
@@ -167,7 +165,7 @@ func (c *Client) do(ctx context.Context, op Operation, req, resp any) (map[strin
 func (c *Client) envelope(ctx context.Context, s *spec, rv reflect.Value) ([]byte, []string, error) {
 	elems, secrets, problems := encodeRequest(s.op, rv)
 	if cc, ok := rv.Addr().Interface().(crossChecker); ok {
-		problems = append(problems, cc.crossCheck(s.op, NewDate(c.now()))...)
+		problems = append(problems, cc.crossCheck(s.op, NewDate(time.Now()))...)
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, nil, err
@@ -218,7 +216,8 @@ func (c *Client) post(ctx context.Context, op Operation, body []byte, secrets []
 	}
 	msg, err := ReadMessage(bytes.NewReader(data))
 	// SOAP 1.1 sends faults with status 500, so a fault is recognised first.
-	if f, ok := errFault(err); ok {
+	var f *FaultError
+	if errors.As(err, &f) {
 		f.Op, f.String = op, scrub(f.String, secrets)
 		return nil, f
 	}

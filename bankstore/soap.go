@@ -3,7 +3,6 @@ package bankstore
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -124,11 +123,4 @@ func ReadMessage(r io.Reader) (Message, error) {
 		return Message{}, &FaultError{Code: msg.Elements["faultcode"], String: msg.Elements["faultstring"]}
 	}
 	return msg, nil
-}
-
-// errFault reports whether err is a *FaultError.
-func errFault(err error) (*FaultError, bool) {
-	var f *FaultError
-	ok := errors.As(err, &f)
-	return f, ok
 }

@@ -63,6 +63,7 @@ const (
 	FailDelay
 )
 
+// String names the mode as the demo server prints it.
 func (m FailMode) String() string {
 	switch m {
 	case FailHTTP500:

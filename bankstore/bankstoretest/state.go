@@ -155,11 +155,7 @@ func (st *state) run(op bankstore.Operation, el map[string]string, now time.Time
 	case bankstore.OpCreateSubscription:
 		return st.createSubscription(el, now)
 	case bankstore.OpCreateSubscriptionToken:
-		u, code := st.user(el)
-		if code != 0 {
-			return nil, code
-		}
-		return st.subscribe(u, el, now, true)
+		return st.createSubscriptionToken(el, now)
 	case bankstore.OpEditSubscription:
 		return st.editSubscription(el, now)
 	case bankstore.OpRemoveSubscription:
@@ -444,13 +440,24 @@ func (st *state) createSubscription(el map[string]string, now time.Time) (answer
 	if code != 0 {
 		return nil, code
 	}
-	// The user exists only if the subscription is accepted.
-	probe := newUser(0, "", el["DS_MERCHANT_PAN"], exp)
-	if _, code := terms(el, probe, now, nil); code != 0 {
-		return nil, code
+	sub, code := terms(el, exp, now, nil)
+	if code != 0 {
+		return nil, code // no user either
 	}
 	u := st.createUser(el["DS_MERCHANT_PAN"], exp)
-	return st.subscribe(u, el, now, el["DS_EXECUTE"] != "0")
+	return st.store(u, sub, el["DS_EXECUTE"] != "0", now), 0
+}
+
+func (st *state) createSubscriptionToken(el map[string]string, now time.Time) (answer, int) {
+	u, code := st.user(el)
+	if code != 0 {
+		return nil, code
+	}
+	sub, code := terms(el, u.expiry, now, nil)
+	if code != 0 {
+		return nil, code
+	}
+	return st.store(u, sub, true, now), 0
 }
 
 func (st *state) editSubscription(el map[string]string, now time.Time) (answer, int) {
@@ -462,25 +469,16 @@ func (st *state) editSubscription(el map[string]string, now time.Time) (answer, 
 	if !ok {
 		return nil, bankstore.CodeUserNotFound
 	}
-	sub, code := terms(el, u, now, old)
+	sub, code := terms(el, u.expiry, now, old)
 	if code != 0 {
 		return nil, code
 	}
 	return st.store(u, sub, el["DS_EXECUTE"] == "1", now), 0
 }
 
-// subscribe creates a subscription for u, charging the first instalment
-// when execute is set.
-func (st *state) subscribe(u *user, el map[string]string, now time.Time, execute bool) (answer, int) {
-	sub, code := terms(el, u, now, nil)
-	if code != 0 {
-		return nil, code
-	}
-	return st.store(u, sub, execute, now), 0
-}
-
-// terms reads a subscription's terms; edit keeps old's order and currency.
-func terms(el map[string]string, u *user, now time.Time, old *subscription) (*subscription, int) {
+// terms reads a subscription's terms for a card valid until expiry; edit
+// keeps old's order and currency.
+func terms(el map[string]string, expiry bankstore.YearMonth, now time.Time, old *subscription) (*subscription, int) {
 	sub := &subscription{}
 	if old != nil {
 		sub.order, sub.currency = old.order, old.currency
@@ -507,7 +505,7 @@ func terms(el map[string]string, u *user, now time.Time, old *subscription) (*su
 	if sub.amount, code = amount(el, "DS_SUBSCRIPTION_AMOUNT"); code != 0 {
 		return nil, code
 	}
-	if u.expiry.LastDay().Before(sub.end) {
+	if expiry.LastDay().Before(sub.end) {
 		return nil, bankstore.CodeSubscriptionPastExpiry
 	}
 	return sub, 0
