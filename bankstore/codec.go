@@ -71,8 +71,8 @@ var (
 	addrType   = reflect.TypeFor[netip.Addr]()
 )
 
-// formatValue is the wire text of v. Zero values give "" except bools, which
-// give "0", and pointers, which give their target's text.
+// formatValue is the wire text of v; callers leave out zero values the seed
+// does not require. A nil pointer gives "", a zero Date "", false "0".
 func formatValue(v reflect.Value) (string, error) {
 	switch v.Type() {
 	case secretType:
@@ -91,9 +91,6 @@ func formatValue(v reflect.Value) (string, error) {
 	case reflect.String:
 		return v.String(), nil
 	case reflect.Int, reflect.Int64:
-		if v.Int() == 0 {
-			return "", nil
-		}
 		return strconv.FormatInt(v.Int(), 10), nil
 	case reflect.Bool:
 		if v.Bool() {
@@ -103,9 +100,6 @@ func formatValue(v reflect.Value) (string, error) {
 	case reflect.Pointer:
 		if v.IsNil() {
 			return "", nil
-		}
-		if v.Elem().Kind() == reflect.Int {
-			return strconv.FormatInt(v.Elem().Int(), 10), nil
 		}
 		return formatValue(v.Elem())
 	}
