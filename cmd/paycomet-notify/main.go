@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 		return runSend(ctx, rest, env, stdout, stderr)
 	case "bankstore":
 		return runBankstore(ctx, rest, env, stdin, stdout, stderr)
+	case "loadgen":
+		return runLoadgen(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "paycomet-notify %s\n", version)
 		return 0
