@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -86,6 +87,15 @@ type Options struct {
 	// every ProgressEvery (default 1s); nil for none.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+
+	// Stop, when closed, ends the sending early as Duration would: the
+	// notifications in flight finish their retries, then the run is verified.
+	Stop <-chan struct{}
+	// OnAnswer, when set, is called after every request with its status (0
+	// for a connection error), from every connection at once: it lets a
+	// caller watch a run, as the fault tests do to break a dependency only
+	// once load flows and restore it only once the break was felt.
+	OnAnswer func(status int)
 
 	// RunID prefixes every Order of the run, so verification counts only
 	// this run's events; default "LG" and 8 random characters.
@@ -299,7 +309,13 @@ func (r *runner) run(ctx context.Context) {
 
 // take reserves the next send, or reports that the run is over.
 func (r *runner) take(ctx context.Context, deadline time.Time) bool {
-	if r.stop.Load() || ctx.Err() != nil || !time.Now().Before(deadline) {
+	stopped := false
+	select {
+	case <-r.o.Stop:
+		stopped = true
+	default:
+	}
+	if stopped || r.stop.Load() || ctx.Err() != nil || !time.Now().Before(deadline) {
 		r.stop.Store(true)
 		return false
 	}
@@ -353,6 +369,9 @@ func (r *runner) deliver(ctx context.Context, c *conn, body string) bool {
 			return false
 		}
 		r.status[min(status, len(r.status)-1)].Add(1)
+		if r.o.OnAnswer != nil {
+			r.o.OnAnswer(status)
+		}
 		if err == nil {
 			r.latency.record(d)
 		}
@@ -378,7 +397,12 @@ func (r *runner) deliver(ctx context.Context, c *conn, body string) bool {
 	}
 }
 
+// localAddr is the client side of a connection in an error ("tcp
+// 127.0.0.1:46218->"): dropped, so one kind of error is one sample line.
+var localAddr = regexp.MustCompile(`tcp \S+->`)
+
 func (r *runner) sample(s string) {
+	s = localAddr.ReplaceAllString(s, "tcp ")
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}
