@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, env, stdout, stderr)
+	case "refresher":
+		return runRefresher(ctx, rest, env, stdout, stderr)
 	case "send":
 		return runSend(ctx, rest, env, stdout, stderr)
 	case "bankstore":
