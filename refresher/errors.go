@@ -60,17 +60,19 @@ func permanent(cause string, format string, a ...any) error {
 }
 
 // bankstoreFailure turns a BankStore error that is not an expected outcome
-// into a permanent or transient handler error.
-func bankstoreFailure(op string, err error) error {
+// into a permanent or transient handler error. The client's errors already
+// name the operation ("bankstore: info_user: ..."), so they are not wrapped
+// again.
+func bankstoreFailure(err error) error {
 	var be *bankstore.Error
 	if errors.As(err, &be) {
-		return &permanentError{cause: CauseBankstoreError, code: be.Code, err: fmt.Errorf("%s: %w", op, err)}
+		return &permanentError{cause: CauseBankstoreError, code: be.Code, err: err}
 	}
 	var ie *bankstore.InputError
 	if errors.As(err, &ie) {
-		return &permanentError{cause: CauseBankstoreInput, err: fmt.Errorf("%s: %w", op, err)}
+		return &permanentError{cause: CauseBankstoreInput, err: err}
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return err
 }
 
 // isUserNotFound is PAYCOMET's 1001: the IdUser/TokenUser pair does not

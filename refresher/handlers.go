@@ -84,7 +84,7 @@ func (r *Refresher) handleNotice(ctx context.Context, d delivery) error {
 			o.kind, o.data = KindTokenInvalid, TokenInvalid{IDUser: n.IDUser, MonthsToExpire: n.MonthsToExpire, Terminal: n.Terminal,
 				ErrorCode: bankstore.CodeUserNotFound, ErrorDescription: bankstore.ErrorMeaning(bankstore.CodeUserNotFound)}
 		default:
-			return bankstoreFailure(opInfoUser, err)
+			return bankstoreFailure(err)
 		}
 	}
 
@@ -303,7 +303,7 @@ func (r *Refresher) completeRenewal(ctx context.Context, terminal, order string,
 		return permanent(CauseOldTokenUnknown, "no token is registered for old id_user %d, so remove_user cannot be called; remove it by hand, then republish this message", oldID)
 	}
 	if err := r.removeUser(ctx, bank, oldEntry); err != nil && !isUserNotFound(err) {
-		return bankstoreFailure(opRemoveUser, err)
+		return bankstoreFailure(err)
 	} else if err != nil {
 		log.Info("old user was already gone (1001)")
 	}

@@ -459,3 +459,48 @@ func TestRefresherRestartFinishesPendingNotice(t *testing.T) {
 		t.Errorf("output after restart on %s, want refresh_required", m.Subject)
 	}
 }
+
+// A remove_user that fails is retried like info_user; token_replaced is
+// published once, after the removal went through.
+func TestRefresherRenewalRetriesRemoveUser(t *testing.T) {
+	r := newRig(t)
+	r.card(70014, "OLDtoken14", visa, "1226")
+	r.register("REGold14", 70014, "OLDtoken14")
+	r.card(70015, "NEWtoken15", mc, "1130")
+	r.renewal(`{"old_id_user": 70014, "order": "RENEW14"}`)
+	r.settle()
+	r.bank.FailNext(1, bankstoretest.FailSOAPFault)
+	r.register("RENEW14", 70015, "NEWtoken15")
+	m := r.waitOutputs(1)[0]
+	if d := cmp.Diff(refresher.TokenReplaced{OldIDUser: 70014, NewIDUser: 70015}, data[refresher.TokenReplaced](t, m)); d != "" {
+		t.Errorf("token_replaced data (-want +got):\n%s", d)
+	}
+	r.settle()
+	removes := r.calls(bankstore.OpRemoveUser)
+	if len(removes) != 2 || removes[0].Failed != bankstoretest.FailSOAPFault || removes[1].Failed != 0 || removes[1].IDUser != 70014 {
+		t.Errorf("remove_user calls = %+v, want a failed one then one for 70014", removes)
+	}
+	if got := r.metric(refresher.MetricRetries, "message", "registration"); got != 1 {
+		t.Errorf("retries of the registration = %v, want 1", got)
+	}
+	if out := r.outputs(); len(out) != 1 {
+		t.Errorf("outputs = %s, want one token_replaced", subjects(out))
+	}
+}
+
+// A token the BankStore client refuses to send (longer than DS_TOKEN_USER's
+// 20 characters, like events.Sample's default) cannot be fixed by a retry:
+// the notice is dead-lettered at once, cause bankstore_input.
+func TestRefresherTokenTheClientRefuses(t *testing.T) {
+	r := newRig(t)
+	long := "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	r.register("REGlong", 70016, long)
+	r.expiry(70016, 1)
+	dl := data[refresher.DeadLetter](t, r.waitOutputs(1)[0])
+	if dl.Cause != refresher.CauseBankstoreInput || dl.Deliveries != 1 || !strings.Contains(dl.Reason, "DS_TOKEN_USER") {
+		t.Errorf("dead letter = %+v, want bankstore_input naming DS_TOKEN_USER on the first delivery", dl)
+	}
+	if calls := r.bank.Calls(); len(calls) != 0 {
+		t.Errorf("BankStore calls = %+v, want none", calls)
+	}
+}
