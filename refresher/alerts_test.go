@@ -59,7 +59,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	return names
 }
 
-func TestAlertRules(t *testing.T) {
+func TestRefresherAlertRules(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "deploy", "alerts.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ type errUnbalanced byte
 
 func (e errUnbalanced) Error() string { return "unbalanced " + string(rune(e)) }
 
-func TestMetricNames(t *testing.T) {
+func TestRefresherAlertMetricNames(t *testing.T) {
 	for _, tc := range []struct {
 		expr string
 		want []string

@@ -182,14 +182,6 @@ func (r *rig) start() {
 	go func() { r.done <- ref.Run(ctx) }()
 }
 
-// restart runs a new refresher on the same durable consumer, as after a
-// process restart.
-func (r *rig) restart() {
-	r.t.Helper()
-	r.shutdown()
-	r.start()
-}
-
 // shutdown cancels Run and waits for it to return nil, as a graceful stop
 // must.
 func (r *rig) shutdown() {
