@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,4 +69,129 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		t.Fatalf("Topic() = %q", topic)
 	}
 	validate(t, ev)
+}
+
+// FuzzAuthenticate holds the verifier to the formulas written out
+// independently in helpers_test.go, whatever the fields: a signature it
+// accepts is the reference one for the type; a notification signed with the
+// reference formula (in either hex case) is never refused as badly signed,
+// only as malformed (or, for a 108, for lack of its channel); and one changed
+// character of a signed field is refused. A 108 is accepted only through its
+// channel, and a hash it carries must verify.
+func FuzzAuthenticate(f *testing.F) {
+	for _, fx := range loadFixtures(f) {
+		f.Add(fx.body, uint8(0), uint8(0))
+		f.Add(fx.body, uint8(3), uint8(1))
+	}
+	f.Add("TransactionType=107&Order=x&DateTime=1", uint8(1), uint8(3))
+	f.Add("TransactionType=108&Terminal=31337&IdUser=1&MonthsToExpire=2", uint8(6), uint8(2))
+	f.Add("TransactionType=0107&TpvID=31337&TpvID=31337&Order=a&Order=a", uint8(2), uint8(0))
+	f.Add("TransactionType=200&Amount=1&Amount=2", uint8(10), uint8(0))
+	v := testVerifier()
+	f.Fuzz(func(t *testing.T, body string, mode, channel uint8) {
+		form, err := url.ParseQuery(body)
+		if err != nil {
+			return
+		}
+		ch := Channel{URLToken: channel&1 != 0, AllowedIP: channel&2 != 0}
+
+		a, err := v.Authenticate(form, ch)
+		checkAuth(t, form, a, err, ch)
+
+		tt := form.Get("TransactionType")
+		typ, convErr := strconv.Atoi(tt)
+		terminalField := "TpvID"
+		if convErr == nil && typ == TypeCardExpiry {
+			terminalField = "Terminal"
+		}
+		form.Set(terminalField, tTerminal)
+		h := refHashA(tMerchant, tTerminal, tPassword, form)
+		if convErr == nil && typ == TypeCardRegistration {
+			h = refHashB(tMerchant, tTerminal, tPassword, form)
+		}
+		if mode&1 != 0 {
+			h = strings.ToUpper(h)
+		}
+		form.Set("NotificationHash", h)
+		a, err = v.Authenticate(form, ch)
+		if errors.Is(err, ErrBadSignature) || errors.Is(err, ErrMissingSignature) || errors.Is(err, ErrUnknownTerminal) ||
+			(errors.Is(err, ErrUnsignedNotAllowed) && a.Type != TypeCardExpiry) {
+			t.Fatalf("Authenticate(%v) signed with the reference formula = %v", form, err)
+		}
+		checkAuth(t, form, a, err, ch)
+		if err != nil || mode&2 == 0 {
+			return
+		}
+		signed := []string{"Order", "Amount", "Currency", "BankDateTime", "Response"}
+		if a.Formula == "B" {
+			signed = []string{"Order", "DateTime"}
+		}
+		field := signed[int(mode>>2)%len(signed)]
+		form.Set(field, form.Get(field)+"0")
+		// The input of the formula that matched grew by one byte, so it
+		// cannot match again. The other formula may (the formulas are plain
+		// concatenations: A over empty fields is B over empty fields), and
+		// checkAuth holds any acceptance to the reference.
+		a2, err := v.Authenticate(form, ch)
+		checkAuth(t, form, a2, err, ch)
+		if err == nil && a.Formula != "" && a2.Formula == a.Formula {
+			t.Fatalf("Authenticate(%v) with %s changed = %+v, want an error", form, field, a2)
+		}
+	})
+}
+
+// checkAuth checks one Authenticate result against the reference formulas.
+func checkAuth(t *testing.T, form url.Values, a Auth, err error, ch Channel) {
+	t.Helper()
+	var fe *FieldError
+	var ae *AuthError
+	switch {
+	case err == nil:
+	case errors.As(err, &fe):
+		if fe.Field == "" || fe.Problem == "" {
+			t.Fatalf("empty FieldError %#v", fe)
+		}
+		return
+	case errors.As(err, &ae):
+		if ae.Err == nil {
+			t.Fatalf("AuthError without sentinel: %v", err)
+		}
+		if a.Method != "" {
+			t.Fatalf("Authenticate failed with %v but returned Method %q", err, a.Method)
+		}
+		return
+	default:
+		t.Fatalf("undocumented error %T %v", err, err)
+	}
+	if a.Terminal != tTerminal || a.Type <= 0 {
+		t.Fatalf("Authenticate(%v) = %+v", form, a)
+	}
+	hash := form.Get("NotificationHash")
+	refA, refB := refHashA(tMerchant, a.Terminal, tPassword, form), refHashB(tMerchant, a.Terminal, tPassword, form)
+	switch a.Method {
+	case AuthURLToken, AuthIPAllowlist:
+		// A 108, and only a 108, is accepted through its channel; a hash it
+		// carries must still be a valid one.
+		if a.Type != TypeCardExpiry || a.Formula != "" {
+			t.Fatalf("Authenticate(%v) accepted by channel: %+v", form, a)
+		}
+		if (a.Method == AuthURLToken) != ch.URLToken || (a.Method == AuthIPAllowlist && !ch.AllowedIP) {
+			t.Fatalf("Authenticate(%v) through %s with channel %+v", form, a.Method, ch)
+		}
+		if hash != "" && !strings.EqualFold(hash, refA) && !strings.EqualFold(hash, refB) {
+			t.Fatalf("Authenticate(%v) accepted a 108 whose hash %s is neither reference formula", form, hash)
+		}
+	case AuthSignature:
+		want := refA
+		if a.Formula == "B" {
+			want = refB
+		} else if a.Formula != "A" {
+			t.Fatalf("Authenticate(%v) formula %q", form, a.Formula)
+		}
+		if a.Type == TypeCardExpiry || !strings.EqualFold(hash, want) {
+			t.Fatalf("Authenticate(%v) accepted hash %s, reference formula %s gives %s", form, hash, a.Formula, want)
+		}
+	default:
+		t.Fatalf("Authenticate(%v) succeeded with method %q", form, a.Method)
+	}
 }
