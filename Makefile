@@ -2,7 +2,7 @@
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_FILES := $(shell git ls-files '*.go')
 
-.PHONY: all build test check fmt vet lint run-demo
+.PHONY: all build test check fmt vet lint run-demo fuzz faults bench perf
 
 all: check
 
@@ -12,6 +12,22 @@ build:
 ## test: the whole suite (installs redis-server if missing; starts its own Redis and NATS)
 test:
 	./scripts/test.sh
+
+## fuzz: every fuzz target for FUZZTIME each (default 20s); .ci/run calls it after the tests
+fuzz:
+	./scripts/fuzz.sh
+
+## faults: only the fault tests (NATS, Redis, receiver killed under load); make test runs them too
+faults:
+	go test -race -count=1 -v ./faulttest
+
+## bench: the hot-path benchmarks (events, and the handler over real Redis and NATS)
+bench:
+	go test -run '^$$' -bench . -benchmem ./events ./handler
+
+## perf: loadgen against serve on private Redis and NATS (see docs/README-performance.md); ARGS=... for loadgen flags
+perf:
+	./scripts/perf.sh $(ARGS)
 
 fmt:
 	@out=$$(gofmt -l $(GO_FILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
