@@ -20,7 +20,7 @@ Posts correctly signed PAYCOMET notifications at a receiver over N keep-alive
 connections: a realistic mix of every TransactionType (authorisations,
 refunds, preauthorisations and their confirms and cancels, subscriptions,
 chargebacks, card registrations, an unknown type, and card-expiry notices
-when URL_TOKEN is set), about 15%% refused (KO), from the configured
+when URL_TOKEN is set), about 15% refused (KO), from the configured
 terminals, with a share of exact duplicates. A 503 or a broken connection is
 retried with the same body, as PAYCOMET does. Then it reads the JetStream
 stream and checks that every notification answered 200 produced exactly one
@@ -57,7 +57,7 @@ func runLoadgen(ctx context.Context, args []string, env map[string]string, stdou
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), loadgenUsage)
+		fmt.Fprint(fs.Output(), loadgenUsage)
 		fs.PrintDefaults()
 	}
 	target := fs.String("url", "", "notification URL (default: http://127.0.0.1<LISTEN_ADDR>/paycomet/notifications[/URL_TOKEN])")
