@@ -259,6 +259,14 @@ const (
 	DemoTerminal     = "1000"
 	DemoPassword     = "demo-password-not-a-secret"
 	DemoURLToken     = "demo-url-token-0123456789abcdef"
+
+	// The demo card: `send --demo` registers it (107) and announces its
+	// expiry (108), and `bankstore-fake` knows it, so the refresher's whole
+	// flow runs without flags. It expires in December 2026.
+	DemoIDUser     int64 = 4242
+	DemoTokenUser        = "DEMOtoken4242"
+	DemoCardPAN          = "4548812049400004"
+	DemoCardExpiry       = "1226"
 )
 
 // ApplyDemo fills what --demo provides when the environment leaves it unset:

@@ -260,7 +260,7 @@ func authCodeFor(order, tt string, amount int64, stamp string) string {
 func tokenFor(idUser int64) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	sum := sha256.Sum256([]byte("token:" + strconv.FormatInt(idUser, 10)))
-	b := make([]byte, 32)
+	b := make([]byte, 20) // DS_TOKEN_USER is [A-Za-z0-9]{1,20}
 	for i := range b {
 		b[i] = alphabet[int(sum[i])%len(alphabet)]
 	}

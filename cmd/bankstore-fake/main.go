@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	merchant := fs.String("merchant", config.DemoMerchantCode, "merchant code the fake accepts")
 	terminal := fs.String("terminal", config.DemoTerminal, "terminal the fake accepts")
 	password := fs.String("password", config.DemoPassword, "terminal password requests are signed with")
+	demoCard := fs.Bool("demo-card", true, "seed the demo card that `send --demo` uses (IdUser 4242)")
 	var seeds []seed
 	fs.Func("user", "seed a card as `id:token:pan:mmyy` (repeatable)", func(v string) error {
 		p := strings.Split(v, ":")
@@ -83,6 +84,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "bankstore-fake: %v\n", err)
 		return 1
+	}
+	if *demoCard {
+		seeds = append(seeds, func(s *bankstoretest.Server) error {
+			return s.AddUser(config.DemoIDUser, config.DemoTokenUser, config.DemoCardPAN, config.DemoCardExpiry)
+		})
 	}
 	for _, s := range seeds {
 		if err := s(srv); err != nil {

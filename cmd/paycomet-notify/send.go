@@ -31,8 +31,8 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	response := fs.String("response", "OK", "Response: OK or KO")
 	amount := fs.Int64("amount", 1999, "Amount in minor units")
 	currency := fs.String("currency", "EUR", "Currency")
-	idUser := fs.Int64("id-user", 0, "IdUser (default: a sample)")
-	tokenUser := fs.String("token-user", "", "TokenUser (default: a sample)")
+	idUser := fs.Int64("id-user", 0, "IdUser (default: the demo card with --demo, else a sample)")
+	tokenUser := fs.String("token-user", "", "TokenUser (default: the demo card with --demo, else a sample)")
 	months := fs.Int("months", 1, "MonthsToExpire (type 108)")
 	watch := fs.Bool("watch", true, "wait for the event on NATS and print it")
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +73,11 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	}
 	if *order == "" {
 		*order = fmt.Sprintf("S%d", time.Now().UnixNano()%1e12)
+	}
+	if *demo && *idUser == 0 && *tokenUser == "" {
+		// The demo card the BankStore fake knows, so a 107 then a 108
+		// drive the refresher's whole flow.
+		*idUser, *tokenUser = config.DemoIDUser, config.DemoTokenUser
 	}
 	form := events.Sample(events.SampleOptions{
 		Type: *typ, MerchantCode: cfg.MerchantCode, Terminal: *terminal, Password: pw.Reveal(),
@@ -115,8 +120,12 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	fmt.Fprintf(stdout, "POST %s (TransactionType %d, Order %s, terminal %s)\n-> %s: %s\n",
-		shown, *typ, form.Get("Order"), *terminal, resp.Status, strings.TrimSpace(string(body)))
+	what := "Order " + form.Get("Order")
+	if *typ == events.TypeCardExpiry {
+		what = "IdUser " + form.Get("IdUser")
+	}
+	fmt.Fprintf(stdout, "POST %s (TransactionType %d, %s, terminal %s)\n-> %s: %s\n",
+		shown, *typ, what, *terminal, resp.Status, strings.TrimSpace(string(body)))
 	if resp.StatusCode != http.StatusOK {
 		return 1
 	}
