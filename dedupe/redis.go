@@ -11,10 +11,12 @@ import (
 )
 
 // Redis is the production store: shared by any number of receivers, one
-// round trip per Claim and per MarkSeen. It needs Redis 7.0 or later (SET
-// with both NX and GET).
+// command per Claim and per MarkSeen, the commands of concurrent requests
+// pipelined together (see batcher). It needs Redis 7.0 or later (SET with
+// both NX and GET).
 type Redis struct {
 	c    redis.UniversalClient
+	b    *batcher
 	opts Options
 }
 
@@ -33,7 +35,8 @@ return 0
 // NewRedis builds the Redis store on a client the caller owns (and closes at
 // shutdown, after the handler has drained).
 func NewRedis(client redis.UniversalClient, opts Options) *Redis {
-	return &Redis{c: client, opts: opts.withDefaults()}
+	opts = opts.withDefaults()
+	return &Redis{c: client, b: newBatcher(client, opts.Timeout), opts: opts}
 }
 
 // Tuned client settings for the notification hot path: a dead Redis must turn
@@ -102,11 +105,18 @@ func (r *Redis) Claim(ctx context.Context, key string) (Lease, Status, error) {
 func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, error) {
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	prev, err := r.c.SetArgs(ctx, r.key(key), token, redis.SetArgs{
-		Mode: "NX",
-		Get:  true,
-		TTL:  r.opts.ClaimTTL,
-	}).Result()
+	var cmd *redis.StatusCmd
+	err := r.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) {
+		cmd = p.SetArgs(ctx, r.key(key), token, redis.SetArgs{
+			Mode: "NX",
+			Get:  true,
+			TTL:  r.opts.ClaimTTL,
+		})
+	})
+	var prev string
+	if err == nil {
+		prev, err = cmd.Result()
+	}
 	switch {
 	case errors.Is(err, redis.Nil):
 		return Lease{Key: key, token: token}, Claimed, nil
@@ -129,7 +139,14 @@ func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, er
 func (r *Redis) MarkSeen(ctx context.Context, l Lease) error {
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	if err := r.c.Set(ctx, r.key(l.Key), seenValue, r.opts.SeenTTL).Err(); err != nil {
+	var cmd *redis.StatusCmd
+	err := r.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) {
+		cmd = p.Set(ctx, r.key(l.Key), seenValue, r.opts.SeenTTL)
+	})
+	if err == nil {
+		err = cmd.Err()
+	}
+	if err != nil {
 		return fmt.Errorf("redis mark seen %s: %w", l.Key, err)
 	}
 	return nil
