@@ -81,6 +81,7 @@ func runServe(ctx context.Context, args []string, env map[string]string, stdout,
 		fmt.Fprintf(stderr, "paycomet-notify serve: %v\n", err)
 		return 1
 	}
+	tuneGC(env)
 	r, err := openReceiver(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
