@@ -68,6 +68,15 @@ func (e Event) Encode() ([]byte, error) {
 	if e.ID == "" || e.Source == "" || e.Type == "" || e.Time.IsZero() {
 		return nil, errors.New("events: encode: event has no id, source, type or time")
 	}
+	if b, ok := e.encodeFast(); ok {
+		return b, nil
+	}
+	return e.encodeReflect()
+}
+
+// encodeReflect is Encode through encoding/json: the reference the fast path
+// is tested against, and the path of every data type it does not know.
+func (e Event) encodeReflect() ([]byte, error) {
 	b, err := json.Marshal(envelope{
 		SpecVersion:     "1.0",
 		ID:              e.ID,

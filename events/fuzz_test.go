@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"errors"
 	"net/url"
 	"strconv"
@@ -13,7 +14,8 @@ import (
 // FuzzNotification feeds arbitrary bodies through the handler's calls, once
 // as received and once re-signed with the demo credentials so that parsing
 // is reached. Whatever the input: no panic, only the documented error types,
-// and every event that comes out encodes and validates against its schema.
+// and every event that comes out encodes, validates against its schema, and
+// encodes to the same bytes by hand as through encoding/json.
 func FuzzNotification(f *testing.F) {
 	for _, fx := range loadFixtures(f) {
 		f.Add(fx.body)
@@ -69,6 +71,11 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		t.Fatalf("Topic() = %q", topic)
 	}
 	validate(t, ev)
+	if fast, ok := ev.encodeFast(); ok {
+		if want, err := ev.encodeReflect(); err != nil || !bytes.Equal(fast, want) {
+			t.Fatalf("fast encoding differs from encoding/json (%v):\nfast: %s\njson: %s", err, fast, want)
+		}
+	}
 }
 
 // FuzzAuthenticate holds the verifier to the formulas written out

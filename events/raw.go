@@ -16,14 +16,24 @@ func (r Raw) MarshalJSON() ([]byte, error) {
 	if r == nil {
 		return []byte("null"), nil
 	}
-	keys := make([]string, 0, len(r))
 	n := 2
 	for k, v := range r {
-		keys = append(keys, k)
 		n += len(k) + len(v) + 6
 	}
+	return r.appendJSON(make([]byte, 0, n)), nil
+}
+
+// appendJSON appends what MarshalJSON returns.
+func (r Raw) appendJSON(b []byte) []byte {
+	if r == nil {
+		return append(b, "null"...)
+	}
+	var buf [48]string // a notification has about 25 fields: sort them on the stack
+	keys := buf[:0]
+	for k := range r {
+		keys = append(keys, k)
+	}
 	slices.Sort(keys)
-	b := make([]byte, 0, n)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -33,7 +43,7 @@ func (r Raw) MarshalJSON() ([]byte, error) {
 		b = append(b, ':')
 		b = appendJSONString(b, r[k])
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 const hexDigits = "0123456789abcdef"
