@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"time"
@@ -132,25 +134,89 @@ func (c *conn) post(ctx context.Context, body string) (int, string, error) {
 		c.close()
 		return 0, "", errConn{err}
 	}
-	resp, err := http.ReadResponse(c.br, nil)
+	status, text, closeAfter, err := c.readResponse()
 	if err != nil {
 		c.close()
+		if status != 0 {
+			// The status line arrived: the answer counts, the connection does not.
+			return status, text, nil
+		}
 		return 0, "", errConn{err}
 	}
-	var text string
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if closeAfter {
+		c.close()
+	}
+	return status, text, nil
+}
+
+var errMalformed = errors.New("malformed HTTP answer")
+
+// readResponse reads one HTTP/1.x answer: its status, the start of its body
+// when the status is not 200, and whether the server closes the connection.
+// It reads only what a receiver sends (Content-Length or chunked bodies)
+// without http.ReadResponse's per-answer allocations.
+func (c *conn) readResponse() (status int, text string, closeAfter bool, err error) {
+	line, err := c.br.ReadSlice('\n')
+	if err != nil {
+		return 0, "", true, err
+	}
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
+		return 0, "", true, errMalformed
+	}
+	for _, d := range line[9:12] {
+		if d < '0' || d > '9' {
+			return 0, "", true, errMalformed
+		}
+		status = status*10 + int(d-'0')
+	}
+	closeAfter = line[7] == '0'
+	length, chunked := int64(-1), false
+	for {
+		line, err = c.br.ReadSlice('\n')
+		if err != nil {
+			return status, "", true, err
+		}
+		if len(line) <= 2 { // the blank line
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return status, "", true, errMalformed
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.ParseInt(string(value), 10, 64); err != nil || length < 0 {
+				return status, "", true, errMalformed
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			chunked = bytes.Contains(bytes.ToLower(value), []byte("chunked"))
+		case bytes.EqualFold(name, []byte("Connection")):
+			closeAfter = closeAfter || bytes.EqualFold(value, []byte("close"))
+		}
+	}
+	var body io.Reader
+	switch {
+	case chunked:
+		body = httputil.NewChunkedReader(c.br)
+	case length >= 0:
+		body = io.LimitReader(c.br, length)
+	default:
+		body, closeAfter = c.br, true // until the server closes
+	}
+	if status != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(body, 512))
 		text = string(b)
 	}
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		resp.Body.Close()
-		c.close()
-		// The status line arrived: the answer counts, the connection does not.
-		return resp.StatusCode, text, nil
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return status, text, true, err
 	}
-	resp.Body.Close()
-	if resp.Close {
-		c.close()
+	for chunked { // the trailer section, up to its blank line
+		line, err = c.br.ReadSlice('\n')
+		if err != nil {
+			return status, text, true, err
+		}
+		chunked = len(line) > 2
 	}
-	return resp.StatusCode, text, nil
+	return status, text, closeAfter, nil
 }
