@@ -52,6 +52,7 @@ if [ "$prefill" -gt 0 ]; then
 	awk -v n="$prefill" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("pcn:%08x%08x%016x", i * 2654435761 % 4294967296, i, i); printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n$2\r\nEX\r\n$6\r\n604800\r\n", length(k), k } }' |
 		rcli --pipe >/dev/null
 	echo "perf.sh: dbsize $(rcli dbsize)" >&2
+	rcli config resetstat >/dev/null
 fi
 
 export PAYCOMET_MERCHANT_CODE=PERF0001
@@ -97,5 +98,7 @@ echo "CPU seconds      serve $(awk -v a="$s0" -v b="$(cpusec "$spid")" 'BEGIN{pr
 echo "serve peak RSS   $(( $(cat "$work/rss.peak" 2>/dev/null || echo 0) / 1024 )) MB"
 echo "serve RSS now    $(( $(awk '/VmRSS/ {print $2}' /proc/$spid/status) / 1024 )) MB"
 echo "redis            $(rcli info memory | grep -E '^used_memory_human' | tr -d '\r'), $(rcli dbsize) keys"
+# Time Redis spent per SET (claims and seen marks), inside Redis.
+echo "redis SET        $(rcli info commandstats | grep -E '^cmdstat_set:' | tr -d '\r' | sed 's/.*calls=\([0-9]*\).*usec_per_call=\([0-9.]*\).*/\1 calls, \2 us per call/')"
 curl -s "http://127.0.0.1:$aport/metrics" | grep -E '^paycomet_notify_(accepted_not_published_total|published_without_dedupe_store_total|dedupe_store_errors_total|duplicates_total)' || true
 exit $rc
