@@ -87,6 +87,7 @@ fi
 cpusec() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 rpid=${pids[0]}; npid=${pids[1]}
 s0=$(cpusec "$spid"); r0=$(cpusec "$rpid"); n0=$(cpusec "$npid")
+read -r _ u0 ni0 sy0 id0 io0 ir0 si0 st0 _ </proc/stat
 set +e
 /usr/bin/time -f "%U %S" -o "$work/loadgen.time" "$work/paycomet-notify" loadgen "${args[@]}"
 rc=$?
@@ -95,6 +96,10 @@ echo "CPU seconds      serve $(awk -v a="$s0" -v b="$(cpusec "$spid")" 'BEGIN{pr
 	" redis $(awk -v a="$r0" -v b="$(cpusec "$rpid")" 'BEGIN{print b-a}')" \
 	" nats $(awk -v a="$n0" -v b="$(cpusec "$npid")" 'BEGIN{print b-a}')" \
 	" loadgen $(awk '{print $1+$2}' "$work/loadgen.time")"
+# The whole machine during the run (other tenants' work and VM steal show here).
+read -r _ u1 ni1 sy1 id1 io1 ir1 si1 st1 _ </proc/stat
+tot=$(( (u1+ni1+sy1+id1+io1+ir1+si1+st1) - (u0+ni0+sy0+id0+io0+ir0+si0+st0) ))
+echo "machine          $(nproc) CPUs, busy $(( 100 * (tot - (id1-id0) - (io1-io0)) / tot ))%, steal $(( 100 * (st1-st0) / tot ))%"
 echo "serve peak RSS   $(( $(cat "$work/rss.peak" 2>/dev/null || echo 0) / 1024 )) MB"
 echo "serve RSS now    $(( $(awk '/VmRSS/ {print $2}' /proc/$spid/status) / 1024 )) MB"
 echo "redis            $(rcli info memory | grep -E '^used_memory_human' | tr -d '\r'), $(rcli dbsize) keys"
