@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -390,4 +391,47 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// reacting publishes, after every card-expiry notice, the answer a refresher
+// would: a paycomet.card.token_unknown event about the same user.
+type reacting struct {
+	next handler.Publisher
+	n    atomic.Int64
+}
+
+func (r *reacting) Publish(ctx context.Context, subject, id string, body []byte) (publisher.Ack, error) {
+	ack, err := r.next.Publish(ctx, subject, id, body)
+	if err != nil || !strings.HasSuffix(subject, ".card_expiry.notice") {
+		return ack, err
+	}
+	var ev struct {
+		Subject string `json:"subject"`
+		Source  string `json:"source"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return ack, err
+	}
+	outID := fmt.Sprintf("%032x", 1<<40+r.n.Add(1))
+	out := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":%q,"type":"paycomet.card.token_unknown","subject":%q,"data":{}}`, outID, ev.Source, ev.Subject)
+	terminal := strings.Split(subject, ".")[1]
+	if _, err := r.next.Publish(ctx, prefix+"."+terminal+".card.token_unknown", outID, []byte(out)); err != nil {
+		return ack, err
+	}
+	return ack, nil
+}
+
+// TestRunIgnoresConsumersReactions: a refresher answering the run's 108s
+// beside the receiver is other traffic, not an event the run did not cause.
+func TestRunIgnoresConsumersReactions(t *testing.T) {
+	re := &reacting{}
+	r := newRig(t, rigOpts{wrapPub: func(p handler.Publisher) handler.Publisher { re.next = p; return re }})
+	rep := run(t, r.options(300))
+	v := rep.Verification
+	if re.n.Load() == 0 {
+		t.Fatalf("the run sent no card-expiry notice; the test proves nothing:\n%s", text(rep))
+	}
+	if rep.Failed() || v.Unexpected != 0 || v.Others < int(re.n.Load()) {
+		t.Errorf("refresher outputs (%d) were not counted as other traffic:\n%s", re.n.Load(), text(rep))
+	}
 }
