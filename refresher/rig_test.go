@@ -401,37 +401,7 @@ func (r *rig) calls(op bankstore.Operation) []bankstoretest.Call {
 // metric sums a counter's series whose labels include the given pairs.
 func (r *rig) metric(name string, labels ...string) float64 {
 	r.t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var total float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				total += c.GetValue()
-			}
-			if h := m.GetHistogram(); h != nil {
-				total += float64(h.GetSampleCount())
-			}
-		}
-	}
-	return total
+	return testenv.Metric(r.t, r.reg, name, labels...)
 }
 
 func subjects(ms []message) string {
