@@ -85,7 +85,7 @@ type receiver struct {
 	env    []string
 	listen string
 	admin  string
-	logs   *lockedBuffer
+	logs   *testenv.Buffer
 	cmd    *exec.Cmd
 	exited chan error
 }
@@ -93,7 +93,7 @@ type receiver struct {
 func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) }
 
 func newReceiver(t *testing.T, nats *testenv.NATS, redis *testenv.Redis) *receiver {
-	r := &receiver{t: t, bin: binary(t), listen: freeAddr(t), admin: freeAddr(t), logs: &lockedBuffer{}}
+	r := &receiver{t: t, bin: binary(t), listen: freeAddr(t), admin: freeAddr(t), logs: &testenv.Buffer{}}
 	r.env = []string{
 		"PAYCOMET_MERCHANT_CODE=" + merchant,
 		"PAYCOMET_TERMINALS=4101:fault-pw-one,4102:fault-pw-two",
@@ -114,7 +114,7 @@ func newReceiver(t *testing.T, nats *testenv.NATS, redis *testenv.Redis) *receiv
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
-			t.Logf("serve logs (last 40 lines):\n%s", r.logs.tail(40))
+			t.Logf("serve logs (last 40 lines):\n%s", tail(r.logs, 40))
 		}
 	})
 	return r
@@ -140,11 +140,11 @@ func (r *receiver) start() {
 		}
 		select {
 		case err := <-r.exited:
-			r.t.Fatalf("serve exited before ready: %v\n%s", err, r.logs.tail(40))
+			r.t.Fatalf("serve exited before ready: %v\n%s", err, tail(r.logs, 40))
 		default:
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("serve not ready after 30s:\n%s", r.logs.tail(40))
+			r.t.Fatalf("serve not ready after 30s:\n%s", tail(r.logs, 40))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -388,22 +388,9 @@ func TestReceiverKilledUnderLoad(t *testing.T) {
 	rcv.checkAcceptedPublished()
 }
 
-// lockedBuffer collects a child's output for the failure report.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(l.b.String(), "\n"), "\n")
+// tail is the last n lines of a child's output, for a failure report.
+func tail(b *testenv.Buffer, n int) string {
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

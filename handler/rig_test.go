@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,24 +34,6 @@ const (
 	prefix    = "paycomet"
 )
 
-// syncBuffer collects log lines from concurrent requests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rig is one receiver over a real NATS server and a real dedupe store.
 type rig struct {
 	t       *testing.T
@@ -64,7 +44,7 @@ type rig struct {
 	srv     *httptest.Server
 	reg     *prometheus.Registry
 	metrics *Metrics
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	url     string // notification URL, with the token when set
 }
 
@@ -85,7 +65,7 @@ func withAllowed(cidr string) rigOpt {
 // newRig starts NATS (and Redis when useRedis) and a receiver in front.
 func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 	t.Helper()
-	r := &rig{t: t, nats: testenv.StartNATS(t), logs: &syncBuffer{}}
+	r := &rig{t: t, nats: testenv.StartNATS(t), logs: &testenv.Buffer{}}
 	nc := r.nats.Connect(t)
 	var err error
 	if r.js, err = jetstream.New(nc); err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,24 +45,6 @@ const (
 // now is the refresher's clock in these tests.
 var now = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 
-// syncBuffer collects log lines written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rig is the whole path over real dependencies: a receiver (handler,
 // publisher, JetStream KV dedupe) on httptest, a real NATS server, the
 // BankStore fake over HTTP, and the refresher under test on its own NATS
@@ -78,7 +59,7 @@ type rig struct {
 	reg     *prometheus.Registry
 	metrics *refresher.Metrics
 	banks   map[string]refresher.BankStore
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	cfg     refresher.Config
 	secrets []string   // must never appear in the refresher's logs
 	nc      *nats.Conn // the refresher's
@@ -107,7 +88,7 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	for _, f := range opts {
 		f(&o)
 	}
-	r := &rig{t: t, nats: testenv.StartNATS(t), logs: &syncBuffer{}, secrets: []string{password, password2, o.password}}
+	r := &rig{t: t, nats: testenv.StartNATS(t), logs: &testenv.Buffer{}, secrets: []string{password, password2, o.password}}
 	ctx := context.Background()
 	var err error
 	if r.js, err = jetstream.New(r.nats.Connect(t)); err != nil {

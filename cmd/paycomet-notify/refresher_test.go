@@ -37,7 +37,7 @@ func TestRefresherRefusesWithoutTerminals(t *testing.T) {
 // refresherProc is `paycomet-notify refresher` running in-process through
 // run().
 type refresherProc struct {
-	stdout, stderr *lockedBuffer
+	stdout, stderr *testenv.Buffer
 	cancel         context.CancelFunc
 	done           chan int
 	admin          string
@@ -45,7 +45,7 @@ type refresherProc struct {
 
 func startRefresher(t *testing.T, env map[string]string, args ...string) *refresherProc {
 	t.Helper()
-	p := &refresherProc{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan int, 1)}
+	p := &refresherProc{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	if env["REFRESHER_ADMIN_ADDR"] == "" {
 		env["REFRESHER_ADMIN_ADDR"] = freeAddr(t)
 	}

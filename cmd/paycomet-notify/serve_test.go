@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +17,11 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
 )
 
-// lockedBuffer is an io.Writer safe for a server goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is `paycomet-notify serve` running in-process through run().
 type server struct {
 	env    map[string]string
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *testenv.Buffer
+	stderr *testenv.Buffer
 	cancel context.CancelFunc
 	done   chan int
 	admin  string
@@ -52,7 +33,7 @@ func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testenv.
 // until /readyz answers 200.
 func startServe(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
-	s := &server{env: env, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan int, 1)}
+	s := &server{env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	if env["LISTEN_ADDR"] == "" {
 		env["LISTEN_ADDR"] = freeAddr(t)
 	}
