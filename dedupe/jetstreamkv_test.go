@@ -147,25 +147,5 @@ func TestJetStreamKVUnavailable(t *testing.T) {
 // comparison with Redis.
 func BenchmarkJetStreamKVClaimMarkSeen(b *testing.B) {
 	_, js := newTestJetStream(b)
-	s := newTestKV(b, js, "dedupe", Options{})
-	var n atomic.Int64
-	prefix := newKey(b)[:16]
-	b.SetParallelism(16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			k := fmt.Sprintf("%s%016x", prefix, n.Add(1))
-			l, st, err := s.Claim(ctx, k)
-			if err != nil || st != Claimed {
-				b.Errorf("Claim(%q) = %v, %v", k, st, err)
-				return
-			}
-			if err := s.MarkSeen(ctx, l); err != nil {
-				b.Errorf("MarkSeen(%q) = %v", k, err)
-				return
-			}
-		}
-	})
+	benchClaimMarkSeen(b, newTestKV(b, js, "dedupe", Options{}))
 }

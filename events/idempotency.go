@@ -37,8 +37,12 @@ import (
 // never collides with an older one.
 const keyScheme = "v1"
 
-// idOf hashes key parts into an ID.
-func idOf(parts ...string) string {
+// ID hashes key parts into an event ID: the first 32 hex digits of SHA-256
+// over the length-prefixed parts, so ("ab","c") and ("a","bc") differ. Every
+// event id of the project comes from it, the refresher's outputs too, so ids
+// have one shape and one collision argument; callers start their parts with
+// a scheme tag of their own.
+func ID(parts ...string) string {
 	n := 0
 	for _, p := range parts {
 		n += len(p) + 8
@@ -57,23 +61,23 @@ func paymentKey(terminal string, typ int, order, response, authCode, bankDateTim
 	t := strconv.Itoa(typ)
 	switch {
 	case response == "KO":
-		return idOf(keyScheme, "payment", terminal, t, order, response, bankDateTime, errorID)
+		return ID(keyScheme, "payment", terminal, t, order, response, bankDateTime, errorID)
 	case authCode != "":
-		return idOf(keyScheme, "payment", terminal, t, order, response, "auth", authCode)
+		return ID(keyScheme, "payment", terminal, t, order, response, "auth", authCode)
 	default:
-		return idOf(keyScheme, "payment", terminal, t, order, response, "bank", bankDateTime, strconv.FormatInt(amount, 10), currency)
+		return ID(keyScheme, "payment", terminal, t, order, response, "bank", bankDateTime, strconv.FormatInt(amount, 10), currency)
 	}
 }
 
 func cardRegistrationKey(terminal, order, response, idUser, dateTime, errorID string) string {
 	if response == "OK" {
-		return idOf(keyScheme, "card_registration", terminal, order, response, idUser)
+		return ID(keyScheme, "card_registration", terminal, order, response, idUser)
 	}
-	return idOf(keyScheme, "card_registration", terminal, order, response, dateTime, errorID, idUser)
+	return ID(keyScheme, "card_registration", terminal, order, response, dateTime, errorID, idUser)
 }
 
 func cardExpiryKey(terminal string, idUser int64, monthsToExpire int) string {
-	return idOf(keyScheme, "card_expiry", terminal, strconv.FormatInt(idUser, 10), strconv.Itoa(monthsToExpire))
+	return ID(keyScheme, "card_expiry", terminal, strconv.FormatInt(idUser, 10), strconv.Itoa(monthsToExpire))
 }
 
 // signatureFields are derived from the other fields, so they add nothing to
@@ -96,7 +100,7 @@ func otherKey(terminal string, typ int, raw Raw) string {
 	for _, k := range names {
 		parts = append(parts, k, raw[k])
 	}
-	return idOf(parts...)
+	return ID(parts...)
 }
 
 func rejectedKey(reason string, status int, fields map[string][]string, remoteAddr string) string {
@@ -115,7 +119,7 @@ func rejectedKey(reason string, status int, fields map[string][]string, remoteAd
 			parts = append(parts, fields[k]...)
 		}
 	}
-	return idOf(parts...)
+	return ID(parts...)
 }
 
 // hostOnly drops an ephemeral source port, so that PAYCOMET retrying the same

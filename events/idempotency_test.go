@@ -144,11 +144,11 @@ func TestIDIgnoresSignatureFieldsOfUnknownTypes(t *testing.T) {
 }
 
 func TestIDKeyPartsAreUnambiguous(t *testing.T) {
-	if idOf("ab", "c") == idOf("a", "bc") {
-		t.Error(`idOf("ab", "c") == idOf("a", "bc")`)
+	if ID("ab", "c") == ID("a", "bc") {
+		t.Error(`ID("ab", "c") == ID("a", "bc")`)
 	}
-	if idOf("a|b") == idOf("a", "b") {
-		t.Error(`idOf("a|b") == idOf("a", "b")`)
+	if ID("a|b") == ID("a", "b") {
+		t.Error(`ID("a|b") == ID("a", "b")`)
 	}
 	// An order that ends like an AuthCode must not meet another split.
 	a := paymentKey("1", 1, "X", "OK", "auth", "", 0, "", "")

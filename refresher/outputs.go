@@ -1,8 +1,6 @@
 package refresher
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -133,23 +131,12 @@ func (o output) event(id string, now time.Time) events.Event {
 // mark (see state.go) covers redeliveries after that window.
 const idScheme = "refresher-v1"
 
-func idOf(parts ...string) string {
-	var b []byte
-	for _, p := range parts {
-		b = strconv.AppendInt(b, int64(len(p)), 10)
-		b = append(b, ':')
-		b = append(b, p...)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
-}
-
-func noticeOutputID(noticeID string) string { return idOf(idScheme, "notice", noticeID) }
+func noticeOutputID(noticeID string) string { return events.ID(idScheme, "notice", noticeID) }
 
 func replacedID(terminal, order string, oldID, newID int64) string {
-	return idOf(idScheme, KindTokenReplaced, terminal, order, strconv.FormatInt(oldID, 10), strconv.FormatInt(newID, 10))
+	return events.ID(idScheme, KindTokenReplaced, terminal, order, strconv.FormatInt(oldID, 10), strconv.FormatInt(newID, 10))
 }
 
 func deadLetterID(consumer string, seq uint64) string {
-	return idOf(idScheme, KindDeadLetter, consumer, strconv.FormatUint(seq, 10))
+	return events.ID(idScheme, KindDeadLetter, consumer, strconv.FormatUint(seq, 10))
 }
