@@ -75,20 +75,22 @@ func (c *Config) defaults() {
 
 // Handler serves the notification URL.
 type Handler struct {
-	cfg      Config
-	verifier *events.Verifier
-	store    Deduper
-	pub      Publisher
-	m        *Metrics
-	log      *slog.Logger
-	now      func() time.Time
-	lastWarn atomic.Int64 // unix nanos of the last dedupe-store warning, to keep logs readable during an outage
+	cfg        Config
+	verifier   *events.Verifier
+	store      Deduper
+	pub        Publisher
+	m          *Metrics
+	log        *slog.Logger
+	now        func() time.Time
+	retryAfter string       // the Retry-After header value, formatted once
+	lastWarn   atomic.Int64 // unix nanos of the last dedupe-store warning, to keep logs readable during an outage
 }
 
 // New builds the gin engine of the public listener.
 func New(cfg Config, v *events.Verifier, store Deduper, pub Publisher, m *Metrics, log *slog.Logger) (http.Handler, error) {
 	cfg.defaults()
-	h := &Handler{cfg: cfg, verifier: v, store: store, pub: pub, m: m, log: log, now: time.Now}
+	h := &Handler{cfg: cfg, verifier: v, store: store, pub: pub, m: m, log: log, now: time.Now,
+		retryAfter: strconv.Itoa(int(cfg.RetryAfter.Seconds()))}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -212,15 +214,14 @@ func (h *Handler) notify(c *gin.Context) {
 	// The client going away must not abandon a publish half way: the work
 	// finishes under our own timeouts and PAYCOMET's retry finds it done.
 	ctx := context.WithoutCancel(c.Request.Context())
-	status := h.deliver(ctx, ev, body, auth.Type)
-	switch status {
-	case http.StatusOK:
+	if h.deliver(ctx, ev, body, auth.Type) == http.StatusOK {
 		h.answer(c, http.StatusOK, "OK")
-	default:
-		c.Header("Retry-After", strconv.Itoa(int(h.cfg.RetryAfter.Seconds())))
-		h.answer(c, http.StatusServiceUnavailable, errUnavailable.Error())
+		h.m.okSeconds.Observe(h.now().Sub(start).Seconds())
+		return
 	}
-	h.m.requestSeconds.WithLabelValues(strconv.Itoa(status/100) + "xx").Observe(h.now().Sub(start).Seconds())
+	c.Header("Retry-After", h.retryAfter)
+	h.answer(c, http.StatusServiceUnavailable, errUnavailable.Error())
+	h.m.unavailableSeconds.Observe(h.now().Sub(start).Seconds())
 }
 
 // deliver runs claim → publish → mark seen and returns the status to answer.
@@ -357,7 +358,7 @@ func (h *Handler) reject(c *gin.Context, err error, form url.Values, ip netip.Ad
 	if pubErr != nil {
 		h.m.notifications.WithLabelValues(typeLabel(typ), "unavailable").Inc()
 		h.log.Warn("rejected notification could not be quarantined; answering 503", append(attrs, "err", pubErr)...)
-		c.Header("Retry-After", strconv.Itoa(int(h.cfg.RetryAfter.Seconds())))
+		c.Header("Retry-After", h.retryAfter)
 		h.answer(c, http.StatusServiceUnavailable, errUnavailable.Error())
 		return
 	}
@@ -375,7 +376,7 @@ func terminalOf(form url.Values) string {
 }
 
 func (h *Handler) answer(c *gin.Context, status int, body string) {
-	h.m.responses.WithLabelValues(strconv.Itoa(status)).Inc()
+	h.m.answered(status)
 	c.Header("Content-Type", "text/plain; charset=utf-8")
 	c.String(status, body)
 }

@@ -19,6 +19,12 @@ type Metrics struct {
 	withoutDedupe       prometheus.Counter       //
 	inflightWaits       *prometheus.CounterVec   // result
 	requestSeconds      *prometheus.HistogramVec // code class
+
+	// Series of the notification path resolved once, so a request neither
+	// formats label values nor looks them up: the statuses answer() gives,
+	// and the two classes a delivered notification ends in.
+	answers                       map[int]prometheus.Counter
+	okSeconds, unavailableSeconds prometheus.Observer
 }
 
 // Metric names, exported so alert rules and tests can refer to them.
@@ -63,6 +69,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.notifications, m.responses, m.duplicates, m.publishSeconds, m.dedupeErrors,
 		m.acceptedUnpublished, m.quarantined, m.withoutDedupe, m.inflightWaits, m.requestSeconds)
+	m.answers = map[int]prometheus.Counter{}
+	for _, code := range []int{200, 400, 401, 403, 413, 415, 500, 503} {
+		m.answers[code] = m.responses.WithLabelValues(strconv.Itoa(code))
+	}
+	m.okSeconds = m.requestSeconds.WithLabelValues("2xx")
+	m.unavailableSeconds = m.requestSeconds.WithLabelValues("5xx")
 	// Pre-create the series alerting reads, so they exist at 0.
 	m.acceptedUnpublished.Add(0)
 	for _, l := range []string{"redis", "jetstream_kv", "jetstream"} {
@@ -83,4 +95,13 @@ func typeLabel(t int) string {
 		return "none"
 	}
 	return "other"
+}
+
+// answered counts one answer of status.
+func (m *Metrics) answered(status int) {
+	if c, ok := m.answers[status]; ok {
+		c.Inc()
+		return
+	}
+	m.responses.WithLabelValues(strconv.Itoa(status)).Inc()
 }
