@@ -1,10 +1,12 @@
 package handler
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"net/http"
 	"net/url"
 	"strings"
@@ -311,5 +313,89 @@ func TestNoSecretsInLogsOrEvents(t *testing.T) {
 	}
 	if !strings.Contains(logs, "rejected") {
 		t.Errorf("expected rejection log lines, got:\n%s", logs)
+	}
+}
+
+// slowPublisher holds the first publish until release is closed, and
+// records when each publish was acknowledged.
+type slowPublisher struct {
+	next    Publisher
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	acked   []time.Time
+	freed   sync.Once
+}
+
+// free lets the held publish go on; safe to call more than once.
+func (s *slowPublisher) free() { s.freed.Do(func() { close(s.release) }) }
+
+func (s *slowPublisher) Publish(ctx context.Context, subject, id string, body []byte) (publisher.Ack, error) {
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		close(s.entered)
+		<-s.release
+	}
+	ack, err := s.next.Publish(ctx, subject, id, body)
+	if err == nil {
+		s.mu.Lock()
+		s.acked = append(s.acked, time.Now())
+		s.mu.Unlock()
+	}
+	return ack, err
+}
+
+// TestCopyInFlightWaitsForTheFirst: a copy that arrives while the first is
+// still being published is not answered until the first is acknowledged,
+// and publishes nothing itself; for both stores.
+func TestCopyInFlightWaitsForTheFirst(t *testing.T) {
+	for _, useRedis := range []bool{true, false} {
+		t.Run(fmt.Sprintf("redis=%v", useRedis), func(t *testing.T) {
+			slow := &slowPublisher{entered: make(chan struct{}), release: make(chan struct{})}
+			r := newRig(t, useRedis, withPublisher(func(p Publisher) Publisher { slow.next = p; return slow }))
+			t.Cleanup(slow.free) // registered after the rig: runs before its server closes
+			body := sample(1, "INFLIGHT1").Encode()
+			post := func(out chan<- time.Time) {
+				resp, err := http.Post(r.url, "application/x-www-form-urlencoded", strings.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					out <- time.Time{}
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("answer = %d, want 200", resp.StatusCode)
+				}
+				out <- time.Now()
+			}
+			first, second := make(chan time.Time, 1), make(chan time.Time, 1)
+			go post(first)
+			<-slow.entered // the first copy holds the claim and is publishing
+			go post(second)
+			select {
+			case <-second:
+				t.Fatal("the second copy was answered while the first was still unpublished")
+			case <-time.After(300 * time.Millisecond):
+			}
+			slow.free()
+			firstAt, secondAt := <-first, <-second
+			slow.mu.Lock()
+			acked := slow.acked
+			slow.mu.Unlock()
+			if len(acked) != 1 {
+				t.Fatalf("%d publishes acknowledged, want 1 (the copy must not publish)", len(acked))
+			}
+			if secondAt.Before(acked[0]) || firstAt.Before(acked[0]) {
+				t.Errorf("answered before the ack: first %v, second %v, ack %v", firstAt, secondAt, acked[0])
+			}
+			if got := len(r.events()); got != 1 {
+				t.Errorf("stream has %d events, want 1", got)
+			}
+			if got := r.counter(MetricInflightWaits, "result", "seen"); got != 1 {
+				t.Errorf("%s{result=seen} = %v, want 1", MetricInflightWaits, got)
+			}
+		})
 	}
 }

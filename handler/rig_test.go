@@ -48,17 +48,28 @@ type rig struct {
 	url     string // notification URL, with the token when set
 }
 
-type rigOpt func(*Config)
+// setup is what a rigOpt may change before the receiver is built.
+type setup struct {
+	cfg  Config
+	wrap func(Publisher) Publisher
+}
 
-func withToken(c *Config) { c.URLToken = secret.New(urlToken) }
+type rigOpt func(*setup)
+
+func withToken(s *setup) { s.cfg.URLToken = secret.New(urlToken) }
+
+// withPublisher puts wrap around the real publisher.
+func withPublisher(wrap func(Publisher) Publisher) rigOpt {
+	return func(s *setup) { s.wrap = wrap }
+}
 
 func withAllowed(cidr string) rigOpt {
-	return func(c *Config) {
+	return func(s *setup) {
 		var p config.Prefixes
 		if err := p.UnmarshalText([]byte(cidr)); err != nil {
 			panic(err)
 		}
-		c.AllowedIPs = p
+		s.cfg.AllowedIPs = p
 	}
 }
 
@@ -92,14 +103,19 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 		}
 		store = kv
 	}
-	cfg := Config{Prefix: prefix, MaxBodyBytes: 4096, InFlightWait: 5 * time.Second, PublishTimeout: 2 * time.Second, StoreTimeout: 500 * time.Millisecond}
+	st := setup{cfg: Config{Prefix: prefix, MaxBodyBytes: 4096, InFlightWait: 5 * time.Second, PublishTimeout: 2 * time.Second, StoreTimeout: 500 * time.Millisecond}}
 	for _, o := range opts {
-		o(&cfg)
+		o(&st)
+	}
+	cfg := st.cfg
+	var pub Publisher = publisher.New(r.js, "PAYCOMET")
+	if st.wrap != nil {
+		pub = st.wrap(pub)
 	}
 	r.reg = prometheus.NewRegistry()
 	r.metrics = NewMetrics(r.reg)
 	v := events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)})
-	h, err := New(cfg, v, store, publisher.New(r.js, "PAYCOMET"), r.metrics, slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h, err := New(cfg, v, store, pub, r.metrics, slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
