@@ -76,6 +76,12 @@ func (s Status) String() string {
 type Lease struct {
 	// Key is the notification's idempotency key.
 	Key string
+	// Fingerprint is, when Claim returned Seen, what MarkSeen stored for the
+	// key: the fingerprint of the copy that was published, so the caller can
+	// tell an identical copy from a conflicting one. It is "" for a mark
+	// written by an older version (which stored no fingerprint) or by a
+	// MarkSeen given "".
+	Fingerprint string
 
 	token string // unique per Claim call; the value stored while the lease lives
 	rev   uint64 // JetStream KV revision of the claim; unused by Redis
@@ -85,20 +91,33 @@ type Lease struct {
 // Claim that returned Claimed: there is nothing of the caller's to release.
 var ErrNoLease = errors.New("lease not owned")
 
+// ErrUnavailable is returned at once, without any network round trip, while
+// a store considers its server unreachable (fail fast: the handler publishes
+// through JetStream's deduplication window instead). A background probe owned
+// by the store notices when the server answers again.
+var ErrUnavailable = errors.New("dedupe store unavailable")
+
 // Store is what the notification handler needs from a dedupe store.
 // Implementations are safe for concurrent use.
 type Store interface {
 	// Claim takes a lease on key, or reports that the key is Seen or InFlight.
 	// An error means the store could not answer; it is returned promptly.
 	Claim(ctx context.Context, key string) (Lease, Status, error)
-	// MarkSeen records that the leased key's event is durable in JetStream.
-	MarkSeen(ctx context.Context, l Lease) error
+	// MarkSeen records that the leased key's event is durable in JetStream,
+	// keeping fingerprint (what a later Claim returns in Lease.Fingerprint).
+	MarkSeen(ctx context.Context, l Lease, fingerprint string) error
 	// Release gives a lease back after a failed publish, if it is still ours.
 	Release(ctx context.Context, l Lease) error
 	// Ping reports whether the store is reachable, for readiness.
 	Ping(ctx context.Context) error
 	// Name is "redis" or "jetstream_kv", for metrics and logs.
 	Name() string
+	// Up is the last known reachability of the server: cheap, no I/O, for
+	// /readyz and a gauge.
+	Up() bool
+	// Close stops the store's background work. It does not close the client
+	// or connection the store was built on, which the caller owns.
+	Close() error
 }
 
 // Defaults applied to zero fields of Options.

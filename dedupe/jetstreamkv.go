@@ -109,7 +109,7 @@ func (s *KV) Claim(ctx context.Context, key string) (Lease, Status, error) {
 // MarkSeen replaces the lease with the seen marker. If the revision moved
 // (the lease expired and was taken over, or released), it writes the marker
 // anyway: the event is durable, so Seen is the truth.
-func (s *KV) MarkSeen(ctx context.Context, l Lease) error {
+func (s *KV) MarkSeen(ctx context.Context, l Lease, fingerprint string) error {
 	ctx, cancel := withTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.connected(); err != nil {
@@ -175,3 +175,9 @@ func isConflict(err error) bool {
 		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
+
+// Up reports whether the NATS connection is up.
+func (s *KV) Up() bool { return s.connected() == nil }
+
+// Close releases nothing: the connection belongs to the caller.
+func (s *KV) Close() error { return nil }

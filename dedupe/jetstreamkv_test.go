@@ -130,7 +130,7 @@ func TestJetStreamKVUnavailable(t *testing.T) {
 			return err
 		})
 	}
-	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held) })
+	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held, "") })
 	assertPrompt(t, "Release", 2*time.Second, func() error { return s.Release(ctx, held) })
 	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
 

@@ -136,7 +136,7 @@ func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, er
 // MarkSeen is one SET key "1" with the seen TTL. It overwrites unconditionally:
 // the event is durable, so Seen is the truth even if the lease had expired
 // and another copy claimed the key meanwhile.
-func (r *Redis) MarkSeen(ctx context.Context, l Lease) error {
+func (r *Redis) MarkSeen(ctx context.Context, l Lease, fingerprint string) error {
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	var cmd *redis.StatusCmd
@@ -178,3 +178,9 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Name labels metrics and logs.
 func (r *Redis) Name() string { return "redis" }
+
+// Up reports whether Redis answered last time the store tried.
+func (r *Redis) Up() bool { return true }
+
+// Close stops the store's background probe. The client stays open.
+func (r *Redis) Close() error { return nil }

@@ -111,7 +111,7 @@ func TestRedisUnavailable(t *testing.T) {
 			return err
 		})
 	}
-	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held) })
+	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held, "") })
 	assertPrompt(t, "Release", 2*time.Second, func() error { return s.Release(ctx, held) })
 	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
 
@@ -160,7 +160,7 @@ func TestRedisHangingServer(t *testing.T) {
 	s := NewRedis(newTestRedisClient(t, hangingServer(t)), Options{})
 	ctx := context.Background()
 	assertPrompt(t, "Claim", 2*time.Second, func() error { _, _, err := s.Claim(ctx, newKey(t)); return err })
-	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, Lease{Key: newKey(t)}) })
+	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, Lease{Key: newKey(t)}, "") })
 	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
 }
 
@@ -266,7 +266,7 @@ func TestRedisSeenMemoryPerKey(t *testing.T) {
 			wg.Go(func() {
 				for k := range keys {
 					l, st, err := s.Claim(context.Background(), k)
-					if err != nil || st != Claimed || s.MarkSeen(context.Background(), l) != nil {
+					if err != nil || st != Claimed || s.MarkSeen(context.Background(), l, "") != nil {
 						failed.Add(1)
 					}
 				}
@@ -320,7 +320,7 @@ func benchClaimMarkSeen(b *testing.B, s Store) {
 				b.Errorf("Claim(%q) = %v, %v", k, st, err)
 				return
 			}
-			if err := s.MarkSeen(ctx, l); err != nil {
+			if err := s.MarkSeen(ctx, l, ""); err != nil {
 				b.Errorf("MarkSeen(%q) = %v", k, err)
 				return
 			}

@@ -38,7 +38,7 @@ func TestRedisBatchesConcurrentCommands(t *testing.T) {
 					mu.Lock()
 					claimed[k]++
 					mu.Unlock()
-					if err := s.MarkSeen(context.Background(), l); err != nil {
+					if err := s.MarkSeen(context.Background(), l, ""); err != nil {
 						t.Errorf("MarkSeen(%s) = %v", k, err)
 					}
 				}

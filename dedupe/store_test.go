@@ -43,7 +43,7 @@ func mustClaim(t *testing.T, s Store, key string, want Status) Lease {
 
 func mustMarkSeen(t *testing.T, s Store, l Lease) {
 	t.Helper()
-	if err := s.MarkSeen(context.Background(), l); err != nil {
+	if err := s.MarkSeen(context.Background(), l, ""); err != nil {
 		t.Fatalf("MarkSeen(%q) = %v", l.Key, err)
 	}
 }
@@ -276,7 +276,7 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		forAll(claimAs(Claimed))
 		forAll(func(k string) error {
 			l, _ := leases.Load(k)
-			return s.MarkSeen(context.Background(), l.(Lease))
+			return s.MarkSeen(context.Background(), l.(Lease), "")
 		})
 		forAll(claimAs(Seen))
 	})

@@ -35,7 +35,7 @@ const Path = "/paycomet/notifications"
 // Deduper is the part of a dedupe store the handler uses.
 type Deduper interface {
 	Claim(ctx context.Context, key string) (dedupe.Lease, dedupe.Status, error)
-	MarkSeen(ctx context.Context, l dedupe.Lease) error
+	MarkSeen(ctx context.Context, l dedupe.Lease, fingerprint string) error
 	Release(ctx context.Context, l dedupe.Lease) error
 	Name() string
 }
@@ -259,7 +259,7 @@ func (h *Handler) deliver(ctx context.Context, ev events.Event, body []byte, typ
 	}
 	if held {
 		sctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
-		err := h.store.MarkSeen(sctx, lease)
+		err := h.store.MarkSeen(sctx, lease, "")
 		cancel()
 		if err != nil {
 			// The event is durable; only the long-lived memory of it is
