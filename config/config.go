@@ -15,6 +15,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
 
@@ -251,34 +252,17 @@ func (p Prefixes) Contains(a netip.Addr) bool {
 	return false
 }
 
-// Demo credentials used by `serve --demo`, `send --demo`, the refresher's demo
-// and the BankStore fake's defaults. They are public on purpose: the demo
-// prints them with a warning, and they must never protect real money.
-const (
-	DemoMerchantCode = "DEMO0001"
-	DemoTerminal     = "1000"
-	DemoPassword     = "demo-password-not-a-secret"
-	DemoURLToken     = "demo-url-token-0123456789abcdef"
-
-	// The demo card: `send --demo` registers it (107) and announces its
-	// expiry (108), and `bankstore-fake` knows it, so the refresher's whole
-	// flow runs without flags. It expires in December 2026.
-	DemoIDUser     int64 = 4242
-	DemoTokenUser        = "DEMOtoken4242"
-	DemoCardPAN          = "4548812049400004"
-	DemoCardExpiry       = "1226"
-)
-
-// ApplyDemo fills what --demo provides when the environment leaves it unset:
+// ApplyDemo fills what --demo provides when the environment leaves it unset
+// (the public credentials of package demo):
 // the demo terminal and the demo URL token (so type 108 can be tried).
 func (c *Config) ApplyDemo() {
 	if c.MerchantCode == "" {
-		c.MerchantCode = DemoMerchantCode
+		c.MerchantCode = demo.MerchantCode
 	}
 	if len(c.Terminals) == 0 {
-		c.Terminals = Terminals{DemoTerminal: secret.New(DemoPassword)}
+		c.Terminals = Terminals{demo.Terminal: secret.New(demo.Password)}
 	}
 	if c.URLToken.IsZero() {
-		c.URLToken = secret.New(DemoURLToken)
+		c.URLToken = secret.New(demo.URLToken)
 	}
 }

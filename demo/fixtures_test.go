@@ -1,27 +1,33 @@
-package events
+package demo
 
 import (
 	"flag"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/paycomet-notify/paycomet-notify/events"
 )
+
+const fixtureDir = "../testdata/notifications"
 
 var regenerate = flag.Bool("regenerate-fixtures", false,
 	"rewrite testdata/notifications/*.form from Sample (shared with other packages: review the diff)")
 
 // fixtureCases is how testdata/notifications was made. The files, not this
 // list, are the fixtures: other packages read them, and
-// TestFixturesSignedForDemo checks their hashes independently of Sample.
+// events' TestFixturesSignedForDemo checks their hashes independently of
+// Sample.
 func fixtureCases() []struct {
 	name string
 	o    SampleOptions
 	mod  func(url.Values)
 } {
-	winter := time.Date(2026, 11, 24, 10, 15, 0, 0, Madrid())
-	summer := time.Date(2026, 7, 15, 18, 30, 45, 0, Madrid())
+	winter := time.Date(2026, 11, 24, 10, 15, 0, 0, events.Madrid())
+	summer := time.Date(2026, 7, 15, 18, 30, 45, 0, events.Madrid())
 	const pay = "PN-2026-000417"
 	return []struct {
 		name string
@@ -92,13 +98,40 @@ func TestFixturesComplete(t *testing.T) {
 	for _, c := range fixtureCases() {
 		want[c.name] = true
 	}
-	for _, fx := range loadFixtures(t) {
-		if !want[fx.name] {
-			t.Errorf("%s.form is not in fixtureCases", fx.name)
+	paths, err := filepath.Glob(filepath.Join(fixtureDir, "*.form"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 20 {
+		t.Fatalf("found %d fixtures in %s, expected the whole set", len(paths), fixtureDir)
+	}
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".form")
+		if !want[name] {
+			t.Errorf("%s.form is not in fixtureCases", name)
 		}
-		delete(want, fx.name)
+		delete(want, name)
 	}
 	for name := range want {
-		t.Errorf("%s.form is missing; run go test ./events -run TestRegenerateFixtures -regenerate-fixtures", name)
+		t.Errorf("%s.form is missing; run go test ./demo -run TestRegenerateFixtures -regenerate-fixtures", name)
+	}
+}
+
+// TestFixturesMatchSample regenerates every fixture in memory and compares
+// it with the file: the files were written by Sample, and a change to Sample
+// that would alter them must be made on purpose (-regenerate-fixtures).
+func TestFixturesMatchSample(t *testing.T) {
+	for _, c := range fixtureCases() {
+		f := Sample(c.o)
+		if c.mod != nil {
+			c.mod(f)
+		}
+		b, err := os.ReadFile(filepath.Join(fixtureDir, c.name+".form"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Encode(); got != string(b) {
+			t.Errorf("%s: Sample gives\n%s\nthe file holds\n%s", c.name, got, b)
+		}
 	}
 }

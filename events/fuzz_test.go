@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/paycomet-notify/paycomet-notify/config"
 )
 
 // FuzzNotification feeds arbitrary bodies through the handler's calls, once
@@ -30,7 +28,7 @@ func FuzzNotification(f *testing.F) {
 			return // the handler answers 400 before calling us
 		}
 		check(t, v, form)
-		Sign(form, config.DemoMerchantCode, config.DemoPassword)
+		Sign(form, demoMerchant, demoPassword)
 		check(t, v, form)
 	})
 }
@@ -41,7 +39,7 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		if err != nil {
 			return Event{}, err
 		}
-		if a.Method == "" || a.Terminal != config.DemoTerminal || a.Type <= 0 {
+		if a.Method == "" || a.Terminal != demoTerminal || a.Type <= 0 {
 			t.Fatalf("Authenticate() succeeded with %+v", a)
 		}
 		return Parse(form, a, receivedAt)

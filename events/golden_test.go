@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/schemas"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -27,7 +26,7 @@ const (
 )
 
 func demoVerifier() *Verifier {
-	return NewVerifier(config.DemoMerchantCode, map[string]secret.Value{config.DemoTerminal: secret.New(config.DemoPassword)})
+	return NewVerifier(demoMerchant, map[string]secret.Value{demoTerminal: secret.New(demoPassword)})
 }
 
 type fixture struct {
@@ -166,9 +165,9 @@ func TestFixturesSignedForDemo(t *testing.T) {
 		if fx.form.Get("TransactionType") == "108" {
 			terminal = fx.form.Get("Terminal")
 		}
-		want := refHashA(config.DemoMerchantCode, terminal, config.DemoPassword, fx.form)
+		want := refHashA(demoMerchant, terminal, demoPassword, fx.form)
 		if fx.form.Get("TransactionType") == "107" {
-			want = refHashB(config.DemoMerchantCode, terminal, config.DemoPassword, fx.form)
+			want = refHashB(demoMerchant, terminal, demoPassword, fx.form)
 		}
 		if h != want {
 			t.Errorf("%s: NotificationHash %s, want %s", fx.name, h, want)

@@ -22,6 +22,15 @@ const (
 	tPassword = "s3cret-terminal-password"
 )
 
+// The demo credentials (package demo), restated because package demo
+// imports events: the shared fixtures in testdata/notifications are signed
+// with them, and demo's tests check that the two agree.
+const (
+	demoMerchant = "DEMO0001"
+	demoTerminal = "1000"
+	demoPassword = "demo-password-not-a-secret"
+)
+
 // receivedAt is the fixed receive time of every test event.
 var receivedAt = time.Date(2026, 11, 24, 9, 15, 3, 0, time.UTC)
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"net/http"
 	"net/url"
@@ -28,7 +29,7 @@ func TestStatusTable(t *testing.T) {
 
 	unknownTerminal := sample(1, "ORD9")
 	unknownTerminal.Set("TpvID", "5555")
-	missingAmount := sample(1, "ORD10", func(o *events.SampleOptions) {})
+	missingAmount := sample(1, "ORD10", func(o *demo.SampleOptions) {})
 	missingAmount.Del("Amount")
 	events.Sign(missingAmount, merchant, password) // signed as sent: the problem is the missing field, not the signature
 	wrongHash := sample(1, "ORD11")
@@ -54,7 +55,7 @@ func TestStatusTable(t *testing.T) {
 		{name: "ping", rig: plain, body: "ping=1", status: 200, bodyHas: "PING OK"},
 		{name: "ping in query, no body", rig: plain, url: plain.url + "?ping=1", ct: "-", status: 200, bodyHas: "PING OK"},
 		{name: "authorization OK", rig: plain, body: sample(1, "ORD1").Encode(), status: 200, bodyHas: "OK", subject: "paycomet.4321.authorization.ok"},
-		{name: "authorization KO", rig: plain, body: sample(1, "ORD2", func(o *events.SampleOptions) { o.Response = "KO" }).Encode(), status: 200, subject: "paycomet.4321.authorization.ko"},
+		{name: "authorization KO", rig: plain, body: sample(1, "ORD2", func(o *demo.SampleOptions) { o.Response = "KO" }).Encode(), status: 200, subject: "paycomet.4321.authorization.ko"},
 		{name: "card registration", rig: plain, body: sample(107, "ORD3").Encode(), status: 200, subject: "paycomet.4321.card_registration.ok"},
 		{name: "fields in the query string", rig: plain, url: plain.url + "?" + sample(2, "ORD4").Encode(), ct: "-", status: 200, subject: "paycomet.4321.refund.ok"},
 		{name: "no TransactionType", rig: plain, body: "Order=1&Response=OK", status: 400, bodyHas: "TransactionType", quarantined: true},
@@ -73,7 +74,7 @@ func TestStatusTable(t *testing.T) {
 		{name: "wrong token", rig: tok, url: tok.srv.URL + Path + "/not-the-token-0123456789", body: sample(1, "ORD6").Encode(), status: 404},
 		{name: "other path", rig: plain, url: plain.srv.URL + "/elsewhere", body: sample(1, "ORD6").Encode(), status: 404},
 		{name: "source not allowed", rig: allowOther, body: sample(1, "ORD7").Encode(), status: 403, quarantined: true},
-		{name: "108 from allowed source", rig: allowLocal, body: sample(108, "", func(o *events.SampleOptions) { o.IdUser = 70002 }).Encode(), status: 200, subject: "paycomet.4321.card_expiry.notice"},
+		{name: "108 from allowed source", rig: allowLocal, body: sample(108, "", func(o *demo.SampleOptions) { o.IdUser = 70002 }).Encode(), status: 200, subject: "paycomet.4321.card_expiry.notice"},
 		{name: "oversize body", rig: plain, body: sample(1, "ORD8").Encode() + "&Pad=" + strings.Repeat("x", 5000), status: 413, quarantined: true},
 		{name: "json body", rig: plain, ct: "application/json", body: `{"TransactionType":"1"}`, status: 415, quarantined: true},
 		{name: "unknown positive type kept whole", rig: plain, body: sample(200, "ORD15").Encode(), status: 200, subject: "paycomet.4321.operation_200.ok"},
@@ -161,7 +162,7 @@ func TestDuplicateGetsOKAndNoSecondEvent(t *testing.T) {
 				t.Errorf("%s{layer=%s} = %v, want 2", MetricDuplicates, layer, got)
 			}
 			// A KO and a later OK for the same order are two events.
-			r.send(sample(1, "DUP2", func(o *events.SampleOptions) { o.Response = "KO" }))
+			r.send(sample(1, "DUP2", func(o *demo.SampleOptions) { o.Response = "KO" }))
 			r.send(sample(1, "DUP2"))
 			if got := len(r.events()); got != 3 {
 				t.Errorf("stream has %d events after KO+OK, want 3", got)

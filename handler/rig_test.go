@@ -17,6 +17,7 @@ import (
 
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
@@ -129,14 +130,14 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 }
 
 // sample is a correctly signed notification for this rig's terminal.
-func sample(typ int, order string, mod ...func(*events.SampleOptions)) url.Values {
-	o := events.SampleOptions{Type: typ, MerchantCode: merchant, Terminal: terminal, Password: password,
+func sample(typ int, order string, mod ...func(*demo.SampleOptions)) url.Values {
+	o := demo.SampleOptions{Type: typ, MerchantCode: merchant, Terminal: terminal, Password: password,
 		Order: order, Response: "OK", Amount: 1250, Currency: "EUR", IdUser: 70001, TokenUser: "TOKENabc123XYZ",
 		MonthsToExpire: 2, When: time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC)}
 	for _, m := range mod {
 		m(&o)
 	}
-	return events.Sample(o)
+	return demo.Sample(o)
 }
 
 type answer struct {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -125,7 +126,7 @@ func hashString(s string) uint64 {
 }
 
 // options draws notification seq's sample options.
-func (g *generator) options(seq uint64) events.SampleOptions {
+func (g *generator) options(seq uint64) demo.SampleOptions {
 	r := rng{s: g.seed ^ (seq * 0xd1b54a32d192ed03)}
 	pick := int(r.next() % uint64(g.cum[len(g.cum)-1].permil))
 	typ := g.cum[len(g.cum)-1].typ
@@ -136,7 +137,7 @@ func (g *generator) options(seq uint64) events.SampleOptions {
 		}
 	}
 	t := g.terms[r.next()%uint64(len(g.terms))]
-	o := events.SampleOptions{
+	o := demo.SampleOptions{
 		Type:         typ,
 		MerchantCode: g.merchant,
 		Terminal:     t.id,
@@ -182,7 +183,7 @@ func (g *generator) options(seq uint64) events.SampleOptions {
 	return o
 }
 
-func (g *generator) form(seq uint64) url.Values { return events.Sample(g.options(seq)) }
+func (g *generator) form(seq uint64) url.Values { return demo.Sample(g.options(seq)) }
 
 // body is the form-encoded notification seq, as PAYCOMET would POST it.
 func (g *generator) body(seq uint64) string { return g.form(seq).Encode() }

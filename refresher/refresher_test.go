@@ -14,6 +14,7 @@ import (
 
 	"github.com/paycomet-notify/paycomet-notify/bankstore"
 	"github.com/paycomet-notify/paycomet-notify/bankstore/bankstoretest"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
 	"github.com/paycomet-notify/paycomet-notify/refresher"
@@ -100,7 +101,7 @@ func TestRefresherRefreshRequired(t *testing.T) {
 func TestRefresherLearnsFromPayments(t *testing.T) {
 	r := newRig(t)
 	r.card(70011, "PAYtok11", mc, "0127")
-	r.notify(events.TypeAuthorization, func(o *events.SampleOptions) { o.Order, o.IdUser, o.TokenUser = "PAY1", 70011, "PAYtok11" })
+	r.notify(events.TypeAuthorization, func(o *demo.SampleOptions) { o.Order, o.IdUser, o.TokenUser = "PAY1", 70011, "PAYtok11" })
 	r.expiry(70011, 2)
 	got := data[refresher.RefreshRequired](t, r.waitOutputs(1)[0])
 	want := refresher.RefreshRequired{IDUser: 70011, MonthsToExpire: 2, Expiry: "2027/01", MaskedPAN: mcMask, CardBrand: "MASTERCARD", CardHash: cardHash(mc)}
@@ -378,7 +379,7 @@ func TestRefresherMalformedAndUnroutable(t *testing.T) {
 
 	// A notice for a terminal without BankStore credentials.
 	r := newRig(t)
-	r.notify(events.TypeCardExpiry, func(o *events.SampleOptions) { o.Terminal, o.Password, o.IdUser = terminal2, password2, 5 })
+	r.notify(events.TypeCardExpiry, func(o *demo.SampleOptions) { o.Terminal, o.Password, o.IdUser = terminal2, password2, 5 })
 	if dl := data[refresher.DeadLetter](t, r.waitOutputs(1)[0]); dl.Cause != refresher.CauseTerminalNotConfigured {
 		t.Errorf("dead letter = %+v, want terminal_not_configured", dl)
 	}
@@ -489,7 +490,7 @@ func TestRefresherRenewalRetriesRemoveUser(t *testing.T) {
 }
 
 // A token the BankStore client refuses to send (longer than DS_TOKEN_USER's
-// 20 characters, like events.Sample's default) cannot be fixed by a retry:
+// 20 characters, like demo.Sample's default) cannot be fixed by a retry:
 // the notice is dead-lettered at once, cause bankstore_input.
 func TestRefresherTokenTheClientRefuses(t *testing.T) {
 	r := newRig(t)

@@ -20,6 +20,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/bankstore"
 	"github.com/paycomet-notify/paycomet-notify/bankstore/bankstoretest"
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
@@ -206,9 +207,9 @@ func (r *rig) card(id int64, token, pan, mmyy string) {
 
 // notify POSTs a signed notification for the rig's terminal through the
 // receiver's URL and requires 200 OK.
-func (r *rig) notify(typ int, mod func(*events.SampleOptions)) url.Values {
+func (r *rig) notify(typ int, mod func(*demo.SampleOptions)) url.Values {
 	r.t.Helper()
-	o := events.SampleOptions{Type: typ, MerchantCode: merchant, Terminal: terminal, Password: password,
+	o := demo.SampleOptions{Type: typ, MerchantCode: merchant, Terminal: terminal, Password: password,
 		MonthsToExpire: 1, When: now}
 	if mod != nil {
 		mod(&o)
@@ -216,7 +217,7 @@ func (r *rig) notify(typ int, mod func(*events.SampleOptions)) url.Values {
 	if o.TokenUser != "" {
 		r.secrets = append(r.secrets, o.TokenUser)
 	}
-	form := events.Sample(o)
+	form := demo.Sample(o)
 	resp, err := http.Post(r.url, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if err != nil {
 		r.t.Fatal(err)
@@ -232,13 +233,13 @@ func (r *rig) notify(typ int, mod func(*events.SampleOptions)) url.Values {
 // register posts a 107 OK for id with token under order.
 func (r *rig) register(order string, id int64, token string) {
 	r.t.Helper()
-	r.notify(events.TypeCardRegistration, func(o *events.SampleOptions) { o.Order, o.IdUser, o.TokenUser = order, id, token })
+	r.notify(events.TypeCardRegistration, func(o *demo.SampleOptions) { o.Order, o.IdUser, o.TokenUser = order, id, token })
 }
 
 // expiry posts a 108 for id.
 func (r *rig) expiry(id int64, months int) {
 	r.t.Helper()
-	r.notify(events.TypeCardExpiry, func(o *events.SampleOptions) { o.IdUser, o.MonthsToExpire = id, months })
+	r.notify(events.TypeCardExpiry, func(o *demo.SampleOptions) { o.IdUser, o.MonthsToExpire = id, months })
 }
 
 // renewal publishes a card.renewal_started message, as a merchant's

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/paycomet-notify/paycomet-notify/bankstore/bankstoretest"
-	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 )
 
 func main() {
@@ -37,9 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bankstore-fake", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8099", "listen `address`")
-	merchant := fs.String("merchant", config.DemoMerchantCode, "merchant code the fake accepts")
-	terminal := fs.String("terminal", config.DemoTerminal, "terminal the fake accepts")
-	password := fs.String("password", config.DemoPassword, "terminal password requests are signed with")
+	merchant := fs.String("merchant", demo.MerchantCode, "merchant code the fake accepts")
+	terminal := fs.String("terminal", demo.Terminal, "terminal the fake accepts")
+	password := fs.String("password", demo.Password, "terminal password requests are signed with")
 	demoCard := fs.Bool("demo-card", true, "seed the demo card that `send --demo` uses (IdUser 4242)")
 	var seeds []seed
 	fs.Func("user", "seed a card as `id:token:pan:mmyy` (repeatable)", func(v string) error {
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *demoCard {
 		seeds = append(seeds, func(s *bankstoretest.Server) error {
-			return s.AddUser(config.DemoIDUser, config.DemoTokenUser, config.DemoCardPAN, config.DemoCardExpiry)
+			return s.AddUser(demo.IDUser, demo.TokenUser, demo.CardPAN, demo.CardExpiry)
 		})
 	}
 	for _, s := range seeds {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/paycomet-notify/paycomet-notify/bankstore"
 	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/refresher"
 )
@@ -78,7 +79,7 @@ DEMO MODE: refresher for the public demo terminal %s (never for real money).
   BankStore     %s
   admin         http://%s/metrics
 %s
-`, config.DemoTerminal, redactURL(cfg.NATSServers()), strings.Join(c.rcfg.Subjects(), " "), c.rcfg.DeadLetterSubject(),
+`, demo.Terminal, redactURL(cfg.NATSServers()), strings.Join(c.rcfg.Subjects(), " "), c.rcfg.DeadLetterSubject(),
 		cfg.BankstoreURL, c.adminLn.Addr(), warn)
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/paycomet-notify/paycomet-notify/bankstore"
 	"github.com/paycomet-notify/paycomet-notify/bankstore/bankstoretest"
-	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
 )
 
@@ -100,7 +100,7 @@ func (p *refresherProc) get(t *testing.T, path string) (int, string) {
 // user, and card.refresh_required with the fake's card data on NATS.
 func TestRefresherDemoEndToEnd(t *testing.T) {
 	const idUser, token = "4242", "DEMOtoken4242"
-	fake := bankstoretest.NewServer(t, config.DemoMerchantCode, config.DemoTerminal, config.DemoPassword)
+	fake := bankstoretest.NewServer(t, demo.MerchantCode, demo.Terminal, demo.Password)
 	if err := fake.AddUser(4242, token, "4548812049400004", "1226"); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestRefresherDemoEndToEnd(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"card expiry notice handled"`) || !strings.Contains(logs, `"outcome":"refresh_required"`) || !strings.Contains(logs, `"msg":"stopped"`) {
 		t.Errorf("refresher logs lack the outcome line or the clean stop:\n%s", logs)
 	}
-	for _, secret := range []string{token, config.DemoPassword} {
+	for _, secret := range []string{token, demo.Password} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("refresher logs contain %q:\n%s", secret, logs)
 		}

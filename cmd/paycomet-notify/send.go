@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
 )
@@ -23,7 +24,7 @@ import (
 func runSend(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	demo := fs.Bool("demo", false, "use the demo terminal and the demo receiver's address")
+	demoMode := fs.Bool("demo", false, "use the demo terminal and the demo receiver's address")
 	typ := fs.Int("type", 1, "TransactionType to send (1 to 108, or any positive number)")
 	target := fs.String("url", "", "notification URL (default: http://127.0.0.1<LISTEN_ADDR>/paycomet/notifications[/URL_TOKEN])")
 	terminal := fs.String("terminal", "", "terminal (default: the only configured one)")
@@ -55,7 +56,7 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	if err != nil {
 		return fail("%v", err)
 	}
-	if *demo {
+	if *demoMode {
 		cfg.ApplyDemo()
 	} else if err := cfg.RequireTerminals(); err != nil {
 		return fail("%v", err)
@@ -74,12 +75,12 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	if *order == "" {
 		*order = fmt.Sprintf("S%d", time.Now().UnixNano()%1e12)
 	}
-	if *demo && *idUser == 0 && *tokenUser == "" {
+	if *demoMode && *idUser == 0 && *tokenUser == "" {
 		// The demo card the BankStore fake knows, so a 107 then a 108
 		// drive the refresher's whole flow.
-		*idUser, *tokenUser = config.DemoIDUser, config.DemoTokenUser
+		*idUser, *tokenUser = demo.IDUser, demo.TokenUser
 	}
-	form := events.Sample(events.SampleOptions{
+	form := demo.Sample(demo.SampleOptions{
 		Type: *typ, MerchantCode: cfg.MerchantCode, Terminal: *terminal, Password: pw.Reveal(),
 		Order: *order, Response: *response, Amount: *amount, Currency: *currency,
 		IdUser: *idUser, TokenUser: *tokenUser, MonthsToExpire: *months, When: time.Now(),
@@ -94,7 +95,7 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	}
 
 	var sub *nats.Subscription
-	if *watch && (*demo || cfg.NATSURL != "") {
+	if *watch && (*demoMode || cfg.NATSURL != "") {
 		nc, err := nats.Connect(cfg.NATSServers(), nats.Name("paycomet-notify send"), nats.Timeout(2*time.Second))
 		if err != nil {
 			fmt.Fprintf(stderr, "paycomet-notify send: not watching for the event: NATS %s: %v\n", redactURL(cfg.NATSServers()), err)

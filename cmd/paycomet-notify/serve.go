@@ -27,6 +27,7 @@ import (
 
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
@@ -118,7 +119,7 @@ func printDemoBanner(w io.Writer, cfg config.Config, r *receiver) {
 
 Send a signed sample:  paycomet-notify send --demo --type 1
 
-`, cfg.MerchantCode, config.DemoTerminal, config.DemoPassword, r.notificationURL(false), r.notificationURL(true),
+`, cfg.MerchantCode, demo.Terminal, demo.Password, r.notificationURL(false), r.notificationURL(true),
 		cfg.NATSServers(), cfg.NATSServers(), cfg.SubjectPrefix, r.store.Name(), r.adminLn.Addr())
 }
 

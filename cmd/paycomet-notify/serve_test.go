@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
 )
 
@@ -119,7 +119,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		"EMBEDDED_NATS_ADDR": freeAddr(t),
 	}
 	s := startServe(t, env, "--demo")
-	if out := s.stdout.String(); !strings.Contains(out, config.DemoPassword) || !strings.Contains(out, "DEMO MODE") {
+	if out := s.stdout.String(); !strings.Contains(out, demo.Password) || !strings.Contains(out, "DEMO MODE") {
 		t.Errorf("demo banner does not show the demo credentials:\n%s", out)
 	}
 	sendEnv := map[string]string{"LISTEN_ADDR": env["LISTEN_ADDR"], "EMBEDDED_NATS_ADDR": env["EMBEDDED_NATS_ADDR"]}
@@ -128,7 +128,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "200 OK") || !strings.Contains(out, "event on "+subject) {
 			t.Errorf("send --demo --type %d = %d\n%s\n%s", typ, code, out, errOut)
 		}
-		if strings.Contains(out, config.DemoURLToken) {
+		if strings.Contains(out, demo.URLToken) {
 			t.Errorf("send printed the URL token:\n%s", out)
 		}
 	}
@@ -146,7 +146,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		t.Errorf("serve exit code after stop = %d\n%s", code, s.stderr)
 	}
 	logs := s.stderr.String()
-	if strings.Contains(logs, config.DemoPassword) || strings.Contains(logs, config.DemoURLToken) {
+	if strings.Contains(logs, demo.Password) || strings.Contains(logs, demo.URLToken) {
 		t.Errorf("logs contain a demo secret:\n%s", logs)
 	}
 	if !strings.Contains(logs, `"msg":"stopped"`) {
