@@ -1,5 +1,6 @@
 // Package secret holds values that must never reach logs, errors, events or
-// metrics: terminal passwords and the notification URL token.
+// metrics: terminal passwords, the notification URL token, ADMIN_TOKEN, and
+// (type URL) the user information of NATS_URL and REDIS_URL.
 //
 // A Value prints as "[redacted]" through fmt, slog and encoding/json, so a
 // config struct that holds one can be logged whole at start-up. The clear text
