@@ -9,12 +9,14 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,16 +26,46 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
+// FreePort asks the kernel for a TCP port on 127.0.0.1 that is free at the
+// moment of asking. Nothing holds it afterwards: another process may bind
+// it before the caller does (the listen-close-rebind race), so use it only
+// for an address nothing should listen on (a "connection refused" case) or
+// for a server that retries on a clash. Code under test that can take a
+// listener gets one from Listen instead; StartRedis and StartNATS retry.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
+	l := Listen(t)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Listen returns a TCP listener on a kernel-chosen port of 127.0.0.1,
+// closed at test cleanup. Handing it to the code under test (an
+// http.Server's Serve, a function that takes a net.Listener) leaves no
+// window in which another process could take the port.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen on 127.0.0.1:0: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// startDeadline bounds a server start, retries on a port clash included. It
+// is generous because -race builds on a busy two-core machine start slowly.
+const startDeadline = 30 * time.Second
+
+// Hooks for the tests of the retries: pickPort is FreePort, and clashed
+// (when set) is called after a start failed because its port was taken.
+var (
+	pickPort = FreePort
+	clashed  func()
+)
+
+// errAddrInUse is a start that failed because the port was taken.
+var errAddrInUse = errors.New("address already in use")
 
 // Redis is a redis-server child process owned by one test.
 type Redis struct {
@@ -41,6 +73,7 @@ type Redis struct {
 	Port int
 	mu   sync.Mutex
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited (and been waited for)
 	dir  string
 }
 
@@ -51,7 +84,7 @@ func StartRedis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("redis-server is not installed (run the tests with scripts/test.sh, which installs it): %v", err)
 	}
-	r := &Redis{t: t, Port: FreePort(t), dir: t.TempDir()}
+	r := &Redis{t: t, dir: t.TempDir()}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -63,7 +96,12 @@ func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Po
 // Addr is host:port.
 func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 
-// Start (re)starts the server on its port and waits until it answers PING.
+// Start (re)starts the server and waits until it answers PING. redis-server
+// cannot take a listener, so the first start binds a port FreePort found
+// free; when another process took it in between (redis-server exits with
+// "Address already in use"), it starts again on a new port. A restart keeps
+// the port, because clients hold the address, and retries on it until
+// startDeadline.
 func (r *Redis) Start() {
 	r.t.Helper()
 	r.mu.Lock()
@@ -71,28 +109,72 @@ func (r *Redis) Start() {
 	if r.cmd != nil {
 		return
 	}
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.cmd = cmd
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	first := r.Port == 0
+	deadline := time.Now().Add(startDeadline)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
+		if first {
+			r.Port = pickPort(r.t)
+		}
+		err := r.start(deadline)
 		if err == nil {
 			return
 		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on %d: %v", r.Port, err)
+		}
+		if clashed != nil {
+			clashed()
+		}
+		if !first {
+			time.Sleep(50 * time.Millisecond) // wait for the port's holder to let go
+		}
+	}
+}
+
+// start runs one redis-server process on r.Port and waits until it answers
+// PING as itself: a PING answered by another process that holds the port
+// (another test's Redis) does not count.
+func (r *Redis) start(deadline time.Time) error {
+	logPath := filepath.Join(r.dir, "redis.log")
+	_ = os.Remove(logPath)
+	cmd := exec.Command("redis-server",
+		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--logfile", logPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	defer c.Close()
+	for {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(logPath)
+			if strings.Contains(strings.ToLower(string(log)), "address already in use") {
+				return errAddrInUse
+			}
+			return fmt.Errorf("exited before answering: %s\n%s", cmd.ProcessState, log)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		info, err := c.Info(ctx, "server").Result()
+		cancel()
+		if err == nil && strings.Contains(info, pid+"\r\n") {
+			r.cmd, r.done = cmd, done
+			return nil
+		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			r.t.Fatalf("redis-server on %d did not answer: %v\n%s", r.Port, err, log)
+			_ = cmd.Process.Kill()
+			<-done
+			log, _ := os.ReadFile(logPath)
+			if err == nil {
+				err = errors.New("another process answers on the port")
+			}
+			return fmt.Errorf("did not answer: %w\n%s", err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -106,8 +188,8 @@ func (r *Redis) Stop() {
 		return
 	}
 	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
+	<-r.done
+	r.cmd, r.done = nil, nil
 }
 
 // NATS is an in-process nats-server with JetStream, owned by one test.
@@ -123,7 +205,7 @@ type NATS struct {
 // a temporary directory, shut down at test cleanup.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	n := &NATS{t: t, Port: FreePort(t), Dir: t.TempDir()}
+	n := &NATS{t: t, Dir: t.TempDir()}
 	n.Start()
 	t.Cleanup(n.Stop)
 	return n
@@ -132,7 +214,11 @@ func StartNATS(t testing.TB) *NATS {
 // URL is the nats:// URL of the server.
 func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.Port) }
 
-// Start (re)starts the server on the same port and store directory.
+// Start (re)starts the server on the same port and store directory. The
+// first start lets the server bind a port of the kernel's choosing
+// (RANDOM_PORT), so no other process can take it between choice and bind; a
+// restart binds that port again, retrying until startDeadline if something
+// else holds it meanwhile.
 func (n *NATS) Start() {
 	n.t.Helper()
 	n.mu.Lock()
@@ -140,9 +226,31 @@ func (n *NATS) Start() {
 	if n.srv != nil {
 		return
 	}
+	deadline := time.Now().Add(startDeadline)
+	for {
+		srv, err := n.start(deadline)
+		if err == nil {
+			n.srv = srv
+			return
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			n.t.Fatalf("nats-server on %d: %v", n.Port, err)
+		}
+		if clashed != nil {
+			clashed()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (n *NATS) start(deadline time.Time) (*natsserver.Server, error) {
+	port := n.Port
+	if port == 0 {
+		port = natsserver.RANDOM_PORT
+	}
 	opts := &natsserver.Options{
 		Host:      "127.0.0.1",
-		Port:      n.Port,
+		Port:      port,
 		JetStream: true,
 		StoreDir:  n.Dir,
 		NoLog:     true,
@@ -150,14 +258,60 @@ func (n *NATS) Start() {
 	}
 	srv, err := natsserver.NewServer(opts)
 	if err != nil {
-		n.t.Fatalf("nats-server: %v", err)
+		return nil, err
 	}
+	// A listen failure reaches only the server's logger (Fatalf, which
+	// does not exit here); catch it there.
+	l := &natsFatal{}
+	srv.SetLoggerV2(l, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		n.t.Fatalf("nats-server on %d not ready", n.Port)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		msg, failed := l.get()
+		if failed || time.Now().After(deadline) {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			if strings.Contains(strings.ToLower(msg), "address already in use") {
+				return nil, errAddrInUse
+			}
+			if !failed {
+				msg = "not ready"
+			}
+			return nil, errors.New(msg)
+		}
 	}
-	n.srv = srv
+	if n.Port == 0 {
+		n.Port = srv.Addr().(*net.TCPAddr).Port
+	}
+	return srv, nil
 }
+
+// natsFatal is a nats-server logger that keeps the first fatal message and
+// drops everything else (the servers run with NoLog).
+type natsFatal struct {
+	mu     sync.Mutex
+	msg    string
+	failed bool
+}
+
+func (l *natsFatal) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.failed {
+		l.msg, l.failed = fmt.Sprintf(format, v...), true
+	}
+}
+
+func (l *natsFatal) get() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msg, l.failed
+}
+
+func (*natsFatal) Noticef(string, ...any) {}
+func (*natsFatal) Warnf(string, ...any)   {}
+func (*natsFatal) Errorf(string, ...any)  {}
+func (*natsFatal) Debugf(string, ...any)  {}
+func (*natsFatal) Tracef(string, ...any)  {}
 
 // Stop shuts the server down; Start brings it back with its stored streams.
 func (n *NATS) Stop() {

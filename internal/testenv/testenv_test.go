@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"context"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,5 +55,65 @@ func TestNATSRestartKeepsStreams(t *testing.T) {
 	}
 	if info.State.Msgs != 1 {
 		t.Errorf("msgs after restart = %d, want 1", info.State.Msgs)
+	}
+}
+
+// A port taken between FreePort and redis-server's bind (here by another
+// test's Redis) is not mistaken for ours: the PING on it is answered by the
+// other server, but the start retries on a new port. Before the retry, the
+// second Redis "started" on the first one's port and shared its data.
+func TestRedisStartRetriesOnPortClash(t *testing.T) {
+	first := StartRedis(t)
+	calls := 0
+	pickPort = func(t testing.TB) int {
+		calls++
+		if calls == 1 {
+			return first.Port
+		}
+		return FreePort(t)
+	}
+	t.Cleanup(func() { pickPort = FreePort })
+	second := StartRedis(t)
+	if calls < 2 || second.Port == first.Port {
+		t.Fatalf("second Redis on port %d (first on %d, %d ports picked), want a new port", second.Port, first.Port, calls)
+	}
+	ctx := context.Background()
+	c1 := redis.NewClient(&redis.Options{Addr: first.Addr()})
+	defer c1.Close()
+	c2 := redis.NewClient(&redis.Options{Addr: second.Addr()})
+	defer c2.Close()
+	if err := c2.Set(ctx, "only-in-second", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c1.Exists(ctx, "only-in-second").Result(); err != nil || n != 0 {
+		t.Errorf("first Redis has the second's key (exists=%d, err=%v): they are one server", n, err)
+	}
+}
+
+// A restart whose port is held by another process for a while waits for it
+// instead of failing (or, as nats-server does on its own, staying silently
+// unready).
+func TestNATSRestartWaitsForItsPort(t *testing.T) {
+	n := StartNATS(t)
+	if n.Port <= 0 {
+		t.Fatalf("port = %d after start", n.Port)
+	}
+	n.Stop()
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(n.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let go of the port once Start has found it taken.
+	var once sync.Once
+	clashes := 0
+	clashed = func() { clashes++; once.Do(func() { l.Close() }) }
+	t.Cleanup(func() { clashed = nil })
+	n.Start()
+	if clashes == 0 {
+		t.Error("Start never found its port taken")
+	}
+	nc := n.Connect(t)
+	if !nc.IsConnected() {
+		t.Fatal("not connected after restart")
 	}
 }
