@@ -38,6 +38,7 @@ vet:
 lint:
 	go run $(STATICCHECK) ./...
 
+## check: gofmt, go vet, staticcheck, then the whole suite once (.ci/run calls it, then fuzz)
 check: fmt vet lint test
 
 run-demo:
