@@ -142,7 +142,7 @@ func runLoadgen(ctx context.Context, args []string, env map[string]string, stdou
 		o.URL = defaultNotificationURL(cfg)
 	}
 	if o.NATSURL == "" {
-		o.NATSURL = cfg.NATSServers()
+		o.NATSURL = cfg.NATSServers().Reveal()
 	}
 	if o.Stream == "" {
 		o.Stream = cfg.StreamName

@@ -56,7 +56,7 @@ func runRefresher(ctx context.Context, args []string, env map[string]string, std
 		printRefresherBanner(stdout, cfg, c)
 	}
 	log.Info("refreshing", "subjects", strings.Join(c.rcfg.Subjects(), " "), "dead_letters", c.rcfg.DeadLetterSubject(),
-		"nats", redactURL(cfg.NATSServers()), "bankstore", cfg.BankstoreURL, "admin", c.adminLn.Addr().String(), "config", cfg)
+		"nats", cfg.NATSServers().String(), "bankstore", cfg.BankstoreURL, "admin", c.adminLn.Addr().String(), "config", cfg)
 	if err := c.run(ctx); err != nil {
 		log.Error("stopped", "err", err)
 		return 1
@@ -79,7 +79,7 @@ DEMO MODE: refresher for the public demo terminal %s (never for real money).
   BankStore     %s
   admin         http://%s/metrics
 %s
-`, demo.Terminal, redactURL(cfg.NATSServers()), strings.Join(c.rcfg.Subjects(), " "), c.rcfg.DeadLetterSubject(),
+`, demo.Terminal, cfg.NATSServers().String(), strings.Join(c.rcfg.Subjects(), " "), c.rcfg.DeadLetterSubject(),
 		cfg.BankstoreURL, c.adminLn.Addr(), warn)
 }
 
@@ -101,7 +101,7 @@ func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 			c.closeNATS()
 		}
 	}()
-	c.nc, err = nats.Connect(cfg.NATSServers(),
+	c.nc, err = nats.Connect(cfg.NATSServers().Reveal(),
 		nats.Name("paycomet-notify refresher"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -114,10 +114,10 @@ func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 	)
 	if err != nil {
 		hint := ""
-		if cfg.NATSURL == "" {
+		if cfg.NATSURL.IsZero() {
 			hint = " (is `paycomet-notify serve --demo` running? the refresher uses its embedded NATS when NATS_URL is empty)"
 		}
-		return nil, fmt.Errorf("connect NATS %s: %w%s", redactURL(cfg.NATSServers()), err, hint)
+		return nil, fmt.Errorf("connect NATS %s: %w%s", cfg.NATSServers().String(), err, hint)
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {

@@ -95,10 +95,10 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 	}
 
 	var sub *nats.Subscription
-	if *watch && (*demoMode || cfg.NATSURL != "") {
-		nc, err := nats.Connect(cfg.NATSServers(), nats.Name("paycomet-notify send"), nats.Timeout(2*time.Second))
+	if *watch && (*demoMode || !cfg.NATSURL.IsZero()) {
+		nc, err := nats.Connect(cfg.NATSServers().Reveal(), nats.Name("paycomet-notify send"), nats.Timeout(2*time.Second))
 		if err != nil {
-			fmt.Fprintf(stderr, "paycomet-notify send: not watching for the event: NATS %s: %v\n", redactURL(cfg.NATSServers()), err)
+			fmt.Fprintf(stderr, "paycomet-notify send: not watching for the event: NATS %s: %v\n", cfg.NATSServers().String(), err)
 		} else {
 			defer nc.Close()
 			if sub, err = nc.SubscribeSync(cfg.SubjectPrefix + ".>"); err != nil {

@@ -152,12 +152,12 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 			r.closeBackends()
 		}
 	}()
-	if cfg.NATSURL == "" {
+	if cfg.NATSURL.IsZero() {
 		if r.embedded, err = startEmbeddedNATS(cfg); err != nil {
 			return nil, err
 		}
 	}
-	r.nc, err = nats.Connect(cfg.NATSServers(),
+	r.nc, err = nats.Connect(cfg.NATSServers().Reveal(),
 		nats.Name("paycomet-notify serve"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -172,7 +172,7 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "server", c.ConnectedUrlRedacted()) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect NATS %s: %w", redactURL(cfg.NATSServers()), err)
+		return nil, fmt.Errorf("connect NATS %s: %w", cfg.NATSServers().String(), err)
 	}
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -348,9 +348,9 @@ func (r *receiver) notificationURL(withToken bool) string {
 
 func (r *receiver) natsDesc() string {
 	if r.embedded != nil {
-		return "embedded " + r.cfg.NATSServers()
+		return "embedded " + r.cfg.NATSServers().String()
 	}
-	return redactURL(r.cfg.NATSServers())
+	return r.cfg.NATSServers().String()
 }
 
 // redactURL drops user:password from server URLs before they are logged.
