@@ -10,8 +10,14 @@
 //     published).
 //  2. The holder publishes to JetStream and, only once JetStream has
 //     acknowledged, calls MarkSeen, which replaces the lease with a
-//     long-lived seen marker (DEDUPE_TTL). If the publish fails it calls
-//     Release, so PAYCOMET's retry is processed as if it were the first copy.
+//     long-lived seen marker (DEDUPE_TTL) holding the published copy's
+//     fingerprint. If the publish fails it calls Release, so PAYCOMET's retry
+//     is processed as if it were the first copy.
+//
+// A later copy's Claim returns Seen with that fingerprint in
+// Lease.Fingerprint, so every replica can tell an identical copy from one
+// whose unsigned fields differ (a conflicting copy) for as long as the key
+// is remembered.
 //
 // Why this cannot lose an event: a key is marked Seen only after JetStream
 // acknowledged the event, so Seen always means durable. A lease that is never
@@ -25,7 +31,9 @@
 // lease to a retry cannot release the new owner's claim.
 //
 // Two stores implement this: Redis (production, any number of receivers) and
-// a JetStream key-value bucket (the embedded single-machine default).
+// a JetStream key-value bucket (the embedded single-machine default). While
+// its server is unreachable a store fails fast with ErrUnavailable, and comes
+// back by itself (Redis: a background prober; JetStream: nats.go reconnects).
 package dedupe
 
 import (
@@ -33,6 +41,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -161,10 +170,29 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// seenValue is the stored value of a published key. It is a small integer so
-// that Redis stores it as a shared object: no per-key allocation for the
-// value. Lease tokens are 26 characters, so they can never equal it.
-const seenValue = "1"
+// Stored values. A key holds a lease owner token while a copy is being
+// published and a seen mark once it is durable. The seen mark is
+// seenPrefix followed by the published copy's fingerprint (32 hex characters,
+// or nothing), so a later copy can be told identical or conflicting. Tokens
+// are rand.Text (26 characters of A-Z and 2-7), so they never start with
+// seenPrefix and never equal legacySeen, the mark of versions that kept no
+// fingerprint.
+const (
+	seenPrefix = "s:"
+	legacySeen = "1"
+)
+
+// seenMark is the stored value for a key published with fingerprint.
+func seenMark(fingerprint string) string { return seenPrefix + fingerprint }
+
+// parseSeen tells a seen mark (and the fingerprint it holds) from a lease
+// token.
+func parseSeen(v string) (fingerprint string, seen bool) {
+	if v == legacySeen {
+		return "", true
+	}
+	return strings.CutPrefix(v, seenPrefix)
+}
 
 // newToken returns a lease owner token, unique with overwhelming probability.
 func newToken() string { return rand.Text() }

@@ -50,16 +50,18 @@ func NewJetStreamKV(ctx context.Context, js jetstream.JetStream, bucket string, 
 	return &KV{kv: kv, nc: js.Conn(), opts: opts}, nil
 }
 
-// connected fails fast while the connection is down: nats.go would otherwise
-// buffer the request until the server is back and the call times out.
+// connected fails fast while the connection is down (an error wrapping
+// ErrUnavailable): nats.go would otherwise buffer the request until the
+// server is back and the call times out. nats.go reconnects by itself, which
+// is this store's recovery.
 func (s *KV) connected() error {
 	switch st := s.nc.Status(); st {
 	case nats.CONNECTED, nats.DRAINING_SUBS, nats.DRAINING_PUBS:
 		return nil
 	case nats.CLOSED:
-		return nats.ErrConnectionClosed
+		return fmt.Errorf("%w: %w", ErrUnavailable, nats.ErrConnectionClosed)
 	default:
-		return fmt.Errorf("nats %s: %w", st, nats.ErrDisconnected)
+		return fmt.Errorf("%w: nats %s: %w", ErrUnavailable, st, nats.ErrDisconnected)
 	}
 }
 
@@ -88,8 +90,8 @@ func (s *KV) Claim(ctx context.Context, key string) (Lease, Status, error) {
 		if err != nil {
 			return Lease{Key: key}, 0, fmt.Errorf("jetstream kv claim %s: %w", key, err)
 		}
-		if string(e.Value()) == seenValue {
-			return Lease{Key: key}, Seen, nil
+		if fp, seen := parseSeen(string(e.Value())); seen {
+			return Lease{Key: key, Fingerprint: fp}, Seen, nil
 		}
 		if time.Since(e.Created()) < s.opts.ClaimTTL {
 			return Lease{Key: key}, InFlight, nil
@@ -106,18 +108,19 @@ func (s *KV) Claim(ctx context.Context, key string) (Lease, Status, error) {
 	return Lease{Key: key}, InFlight, nil
 }
 
-// MarkSeen replaces the lease with the seen marker. If the revision moved
-// (the lease expired and was taken over, or released), it writes the marker
-// anyway: the event is durable, so Seen is the truth.
+// MarkSeen replaces the lease with the seen marker holding fingerprint. If
+// the revision moved (the lease expired and was taken over, or released), it
+// writes the marker anyway: the event is durable, so Seen is the truth.
 func (s *KV) MarkSeen(ctx context.Context, l Lease, fingerprint string) error {
 	ctx, cancel := withTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.connected(); err != nil {
 		return fmt.Errorf("jetstream kv mark seen %s: %w", l.Key, err)
 	}
-	_, err := s.kv.Update(ctx, l.Key, []byte(seenValue), l.rev)
+	mark := []byte(seenMark(fingerprint))
+	_, err := s.kv.Update(ctx, l.Key, mark, l.rev)
 	if isConflict(err) {
-		_, err = s.kv.Put(ctx, l.Key, []byte(seenValue))
+		_, err = s.kv.Put(ctx, l.Key, mark)
 	}
 	if err != nil {
 		return fmt.Errorf("jetstream kv mark seen %s: %w", l.Key, err)
@@ -176,8 +179,9 @@ func isConflict(err error) bool {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// Up reports whether the NATS connection is up.
+// Up reports whether the NATS connection is up (no I/O).
 func (s *KV) Up() bool { return s.connected() == nil }
 
-// Close releases nothing: the connection belongs to the caller.
+// Close does nothing: the store has no background work of its own (nats.go
+// reconnects), and the connection belongs to the caller.
 func (s *KV) Close() error { return nil }

@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -31,6 +32,13 @@ func newTestKV(t testing.TB, js jetstream.JetStream, bucket string, o Options) *
 		t.Fatalf("NewJetStreamKV(%q) = %v", bucket, err)
 	}
 	return s
+}
+
+func (s *KV) putRaw(t *testing.T, key, value string) {
+	t.Helper()
+	if _, err := s.kv.Put(context.Background(), key, []byte(value)); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
 }
 
 func TestJetStreamKVStore(t *testing.T) {
@@ -119,11 +127,15 @@ func TestJetStreamKVUnavailable(t *testing.T) {
 	n, js := newTestJetStream(t)
 	s := newTestKV(t, js, "dedupe", Options{}) // production timeout
 	ctx := context.Background()
-	seen := newKey(t)
-	mustMarkSeen(t, s, mustClaim(t, s, seen, Claimed))
+	seen, fp := newKey(t), newKey(t)
+	mustMarkSeen(t, s, mustClaim(t, s, seen, Claimed), fp)
 	held := mustClaim(t, s, newKey(t), Claimed)
+	if !s.Up() {
+		t.Fatal("Up() = false while connected")
+	}
 
 	n.Stop()
+	testenv.Eventually(t, 10*time.Second, "Up() false after the server stopped", func() bool { return !s.Up() })
 	for i := range 3 {
 		assertPrompt(t, fmt.Sprintf("Claim #%d", i+1), 2*time.Second, func() error {
 			_, _, err := s.Claim(ctx, newKey(t))
@@ -131,13 +143,19 @@ func TestJetStreamKVUnavailable(t *testing.T) {
 		})
 	}
 	assertPrompt(t, "MarkSeen", 2*time.Second, func() error { return s.MarkSeen(ctx, held, "") })
+	if _, _, err := s.Claim(ctx, newKey(t)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Claim while disconnected = %v, want %v", err, ErrUnavailable)
+	}
 	assertPrompt(t, "Release", 2*time.Second, func() error { return s.Release(ctx, held) })
 	assertPrompt(t, "Ping", 2*time.Second, func() error { return s.Ping(ctx) })
 
 	n.Start()
 	testenv.Eventually(t, 10*time.Second, "Ping after restart", func() bool { return s.Ping(ctx) == nil })
 	mustClaim(t, s, newKey(t), Claimed)
-	mustClaim(t, s, seen, Seen) // file storage: seen markers survive a restart
+	if !s.Up() {
+		t.Error("Up() = false after Ping succeeded")
+	}
+	mustSeen(t, s, seen, fp) // file storage: seen markers survive a restart
 	mustClaim(t, s, held.Key, InFlight)
 	mustRelease(t, s, held)
 	mustClaim(t, s, held.Key, Claimed)

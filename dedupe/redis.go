@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,10 +16,25 @@ import (
 // command per Claim and per MarkSeen, the commands of concurrent requests
 // pipelined together (see batcher). It needs Redis 7.0 or later (SET with
 // both NX and GET).
+//
+// It fails fast during an outage: the first call that meets a
+// connection-level failure or a timeout marks the store down, and while it is
+// down Claim, MarkSeen and Release return ErrUnavailable at once, without
+// touching the network, so an outage costs each notification nothing but the
+// fallback to JetStream's deduplication window. A prober goroutine owned by
+// the store (started by NewRedis, stopped by Close) sends PING every
+// probeInterval while the store is down and marks it up when Redis answers.
 type Redis struct {
 	c    redis.UniversalClient
 	b    *batcher
 	opts Options
+
+	up      atomic.Bool
+	wake    chan struct{} // a down transition wakes the prober (capacity 1)
+	stop    context.CancelFunc
+	stopCtx context.Context
+	probed  chan struct{} // closed when the prober has returned
+	closing sync.Once
 }
 
 var _ Store = (*Redis)(nil)
@@ -32,11 +49,104 @@ end
 return 0
 `)
 
+// probeInterval is the pause between two PINGs of the prober while Redis is
+// down; each PING is bounded by Options.Timeout.
+const probeInterval = 250 * time.Millisecond
+
 // NewRedis builds the Redis store on a client the caller owns (and closes at
-// shutdown, after the handler has drained).
+// shutdown, after the handler has drained and Close has stopped the prober).
+// The store starts up; a failing first call or Ping marks it down.
 func NewRedis(client redis.UniversalClient, opts Options) *Redis {
 	opts = opts.withDefaults()
-	return &Redis{c: client, b: newBatcher(client, opts.Timeout), opts: opts}
+	r := &Redis{
+		c:      client,
+		b:      newBatcher(client, opts.Timeout),
+		opts:   opts,
+		wake:   make(chan struct{}, 1),
+		probed: make(chan struct{}),
+	}
+	r.up.Store(true)
+	r.stopCtx, r.stop = context.WithCancel(context.Background())
+	go r.probe()
+	return r
+}
+
+// Up reports the last known state: false from the first connection-level
+// failure or timeout until a PING (the prober's or Ping's) succeeds. No I/O.
+func (r *Redis) Up() bool { return r.up.Load() }
+
+// Close stops the prober and waits for it; an in-progress PING is cancelled.
+// It does not close the client, which the caller owns. After Close the store
+// still works while Redis is up, but nothing brings it back once it is down.
+func (r *Redis) Close() error {
+	r.closing.Do(r.stop)
+	<-r.probed
+	return nil
+}
+
+// probe waits for the store to go down, then PINGs Redis every
+// probeInterval until it answers.
+func (r *Redis) probe() {
+	defer close(r.probed)
+	t := time.NewTimer(probeInterval)
+	t.Stop()
+	for {
+		select {
+		case <-r.stopCtx.Done():
+			return
+		case <-r.wake:
+		}
+		for !r.up.Load() {
+			t.Reset(probeInterval)
+			select {
+			case <-r.stopCtx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(r.stopCtx, r.opts.Timeout)
+			err := r.c.Ping(ctx).Err()
+			cancel()
+			if err == nil {
+				r.up.Store(true)
+			}
+		}
+	}
+}
+
+// markDown records a connection-level failure and wakes the prober.
+func (r *Redis) markDown() {
+	if r.up.CompareAndSwap(true, false) {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// failed tells whether err from a call made with ctx means Redis is
+// unreachable or too slow, and marks the store down if so. A reply from the
+// server (an error Redis sent, such as NOSCRIPT or OOM) says Redis is there;
+// a caller that cancelled, or whose deadline had passed before the call, says
+// nothing about Redis.
+func (r *Redis) failed(ctx context.Context, err error) {
+	var reply redis.Error
+	switch {
+	case err == nil, errors.Is(err, redis.Nil), errors.As(err, &reply):
+		return
+	case errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled:
+		return
+	}
+	r.markDown()
+}
+
+// available fails fast while the store is down, and for a context that has
+// already ended (so its error is not taken for Redis's).
+func (r *Redis) available(ctx context.Context) error {
+	if !r.up.Load() {
+		return ErrUnavailable
+	}
+	return ctx.Err()
 }
 
 // Tuned client settings for the notification hot path: a dead Redis must turn
@@ -103,6 +213,9 @@ func (r *Redis) Claim(ctx context.Context, key string) (Lease, Status, error) {
 }
 
 func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, error) {
+	if err := r.available(ctx); err != nil {
+		return Lease{Key: key}, 0, fmt.Errorf("redis claim %s: %w", key, err)
+	}
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	var cmd *redis.StatusCmd
@@ -117,35 +230,42 @@ func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, er
 	if err == nil {
 		prev, err = cmd.Result()
 	}
-	switch {
-	case errors.Is(err, redis.Nil):
+	r.failed(ctx, err)
+	if errors.Is(err, redis.Nil) {
 		return Lease{Key: key, token: token}, Claimed, nil
-	case err != nil:
+	}
+	if err != nil {
 		return Lease{Key: key}, 0, fmt.Errorf("redis claim %s: %w", key, err)
-	case prev == seenValue:
-		return Lease{Key: key}, Seen, nil
-	case prev == token:
+	}
+	if fp, seen := parseSeen(prev); seen {
+		return Lease{Key: key, Fingerprint: fp}, Seen, nil
+	}
+	if prev == token {
 		// The client retried a SET whose first attempt did reach Redis and
 		// only lost the reply: the lease is ours.
 		return Lease{Key: key, token: token}, Claimed, nil
-	default:
-		return Lease{Key: key}, InFlight, nil
 	}
+	return Lease{Key: key}, InFlight, nil
 }
 
-// MarkSeen is one SET key "1" with the seen TTL. It overwrites unconditionally:
-// the event is durable, so Seen is the truth even if the lease had expired
-// and another copy claimed the key meanwhile.
+// MarkSeen is one SET key "s:"+fingerprint with the seen TTL. It overwrites
+// unconditionally: the event is durable, so Seen is the truth even if the
+// lease had expired and another copy claimed the key meanwhile.
 func (r *Redis) MarkSeen(ctx context.Context, l Lease, fingerprint string) error {
+	if err := r.available(ctx); err != nil {
+		return fmt.Errorf("redis mark seen %s: %w", l.Key, err)
+	}
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
+	mark := seenMark(fingerprint)
 	var cmd *redis.StatusCmd
 	err := r.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) {
-		cmd = p.Set(ctx, r.key(l.Key), seenValue, r.opts.SeenTTL)
+		cmd = p.Set(ctx, r.key(l.Key), mark, r.opts.SeenTTL)
 	})
 	if err == nil {
 		err = cmd.Err()
 	}
+	r.failed(ctx, err)
 	if err != nil {
 		return fmt.Errorf("redis mark seen %s: %w", l.Key, err)
 	}
@@ -158,29 +278,32 @@ func (r *Redis) Release(ctx context.Context, l Lease) error {
 	if l.token == "" {
 		return fmt.Errorf("redis release %s: %w", l.Key, ErrNoLease)
 	}
+	if err := r.available(ctx); err != nil {
+		return fmt.Errorf("redis release %s: %w", l.Key, err)
+	}
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	if err := releaseScript.Run(ctx, r.c, []string{r.key(l.Key)}, l.token).Err(); err != nil {
+	err := releaseScript.Run(ctx, r.c, []string{r.key(l.Key)}, l.token).Err()
+	r.failed(ctx, err)
+	if err != nil {
 		return fmt.Errorf("redis release %s: %w", l.Key, err)
 	}
 	return nil
 }
 
-// Ping reports whether Redis answers, for /readyz.
+// Ping asks Redis, even while the store is down, and updates Up with the
+// answer. Up is the cheap check; Ping costs a round trip (or a timeout).
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	if err := r.c.Ping(ctx).Err(); err != nil {
+	err := r.c.Ping(ctx).Err()
+	r.failed(ctx, err)
+	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
+	r.up.Store(true)
 	return nil
 }
 
 // Name labels metrics and logs.
 func (r *Redis) Name() string { return "redis" }
-
-// Up reports whether Redis answered last time the store tried.
-func (r *Redis) Up() bool { return true }
-
-// Close stops the store's background probe. The client stays open.
-func (r *Redis) Close() error { return nil }

@@ -16,7 +16,7 @@ import (
 // answer: each key claimed once, the copies told InFlight or Seen.
 func TestRedisBatchesConcurrentCommands(t *testing.T) {
 	r := testenv.StartRedis(t)
-	s := NewRedis(newTestRedisClient(t, r.URL()), Options{})
+	s := newTestRedis(t, newTestRedisClient(t, r.URL()), Options{})
 	const workers, perWorker = 64, 20
 	keys := make([]string, workers*perWorker/2)
 	for i := range keys {
@@ -63,7 +63,7 @@ func TestRedisBatchesConcurrentCommands(t *testing.T) {
 func TestRedisBatchDropsAbandonedCommands(t *testing.T) {
 	r := testenv.StartRedis(t)
 	c := newTestRedisClient(t, r.URL())
-	s := NewRedis(c, Options{})
+	s := newTestRedis(t, c, Options{})
 	ctx := context.Background()
 	admin := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { admin.Close() })

@@ -41,11 +41,25 @@ func mustClaim(t *testing.T, s Store, key string, want Status) Lease {
 	return l
 }
 
-func mustMarkSeen(t *testing.T, s Store, l Lease) {
+func mustMarkSeen(t *testing.T, s Store, l Lease, fingerprint string) {
 	t.Helper()
-	if err := s.MarkSeen(context.Background(), l, ""); err != nil {
-		t.Fatalf("MarkSeen(%q) = %v", l.Key, err)
+	if err := s.MarkSeen(context.Background(), l, fingerprint); err != nil {
+		t.Fatalf("MarkSeen(%q, %q) = %v", l.Key, fingerprint, err)
 	}
+}
+
+// mustSeen claims key, wanting Seen with the given fingerprint.
+func mustSeen(t *testing.T, s Store, key, fingerprint string) {
+	t.Helper()
+	if l := mustClaim(t, s, key, Seen); l.Fingerprint != fingerprint {
+		t.Fatalf("Claim(%q) fingerprint = %q, want %q", key, l.Fingerprint, fingerprint)
+	}
+}
+
+// rawPutter writes a stored value directly, as an older version (or a
+// corrupted store) would have: each store's test file implements it.
+type rawPutter interface {
+	putRaw(t *testing.T, key, value string)
 }
 
 func mustRelease(t *testing.T, s Store, l Lease) {
@@ -95,12 +109,13 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		t.Parallel()
 		s := newStore(t, base)
 		k := newKey(t)
+		fp := newKey(t)
 		l := mustClaim(t, s, k, Claimed)
 		mustClaim(t, s, k, InFlight)
 		mustClaim(t, s, k, InFlight)
-		mustMarkSeen(t, s, l)
-		mustClaim(t, s, k, Seen)
-		mustClaim(t, s, k, Seen)
+		mustMarkSeen(t, s, l, fp)
+		mustSeen(t, s, k, fp)
+		mustSeen(t, s, k, fp)
 		mustClaim(t, s, newKey(t), Claimed) // other keys are unaffected
 	})
 
@@ -123,10 +138,11 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		t.Parallel()
 		s := newStore(t, base)
 		k := newKey(t)
+		fp := newKey(t)
 		l := mustClaim(t, s, k, Claimed)
-		mustMarkSeen(t, s, l)
+		mustMarkSeen(t, s, l, fp)
 		mustRelease(t, s, l)
-		mustClaim(t, s, k, Seen)
+		mustSeen(t, s, k, fp)
 	})
 
 	t.Run("release without a claimed lease", func(t *testing.T) {
@@ -148,10 +164,10 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		s := newStore(t, base)
 		free, held := newKey(t), newKey(t)
 		mustClaim(t, s, held, Claimed)
-		mustMarkSeen(t, s, Lease{Key: free}) // published while the store was down
-		mustMarkSeen(t, s, Lease{Key: held})
-		mustClaim(t, s, free, Seen)
-		mustClaim(t, s, held, Seen)
+		mustMarkSeen(t, s, Lease{Key: free}, "f1") // published while the store was down
+		mustMarkSeen(t, s, Lease{Key: held}, "f2")
+		mustSeen(t, s, free, "f1")
+		mustSeen(t, s, held, "f2")
 	})
 
 	t.Run("abandoned claim expires after claim TTL", func(t *testing.T) {
@@ -182,10 +198,10 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		if _, st, err := s.Claim(context.Background(), k); err != nil || st != InFlight {
 			t.Fatalf("Claim after a stale Release = %v, %v; want %v (the new owner's lease deleted)", st, err, InFlight)
 		}
-		mustMarkSeen(t, s, owner)
+		mustMarkSeen(t, s, owner, "owner")
 		mustRelease(t, s, stale)
 		mustRelease(t, s, owner)
-		mustClaim(t, s, k, Seen)
+		mustSeen(t, s, k, "owner")
 	})
 
 	t.Run("slow holder still marks seen", func(t *testing.T) {
@@ -196,8 +212,8 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		k := newKey(t)
 		slow := mustClaim(t, s, k, Claimed)
 		waitClaimed(t, s, k, 10*time.Second) // a retry took the expired lease over
-		mustMarkSeen(t, s, slow)             // the slow publish was acknowledged after all
-		mustClaim(t, s, k, Seen)
+		mustMarkSeen(t, s, slow, "slow")     // the slow publish was acknowledged after all
+		mustSeen(t, s, k, "slow")
 	})
 
 	t.Run("seen expires after seen TTL", func(t *testing.T) {
@@ -208,9 +224,9 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		s := newStore(t, o)
 		k := newKey(t)
 		l := mustClaim(t, s, k, Claimed)
-		mustMarkSeen(t, s, l)
+		mustMarkSeen(t, s, l, "")
 		marked := time.Now()
-		mustClaim(t, s, k, Seen)
+		mustSeen(t, s, k, "")
 		_, at := waitClaimed(t, s, k, 15*time.Second)
 		if kept := at.Sub(marked); kept < o.SeenTTL-50*time.Millisecond {
 			t.Errorf("seen forgotten after %v, want at least the seen TTL %v", kept, o.SeenTTL)
@@ -276,9 +292,97 @@ func runStoreSuite(t *testing.T, wantName string, newStore newStoreFunc) {
 		forAll(claimAs(Claimed))
 		forAll(func(k string) error {
 			l, _ := leases.Load(k)
-			return s.MarkSeen(context.Background(), l.(Lease), "")
+			return s.MarkSeen(context.Background(), l.(Lease), "fp"+k)
 		})
 		forAll(claimAs(Seen))
+		leases.Range(func(k, l any) bool {
+			if got, want := l.(Lease).Fingerprint, "fp"+k.(string); got != want {
+				t.Errorf("Claim(%s) fingerprint = %q, want %q", k, got, want)
+			}
+			return true
+		})
+	})
+
+	t.Run("fingerprint round trip", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t, base)
+		for _, fp := range []string{newKey(t), "", "0123456789abcdef0123456789abcdef"} {
+			k := newKey(t)
+			l := mustClaim(t, s, k, Claimed)
+			if l.Fingerprint != "" {
+				t.Errorf("Claimed lease fingerprint = %q, want none", l.Fingerprint)
+			}
+			if in := mustClaim(t, s, k, InFlight); in.Fingerprint != "" {
+				t.Errorf("InFlight lease fingerprint = %q, want none", in.Fingerprint)
+			}
+			mustMarkSeen(t, s, l, fp)
+			mustSeen(t, s, k, fp)
+			mustSeen(t, s, k, fp)
+			// A later MarkSeen (a copy published while the store was down)
+			// is the truth from then on.
+			mustMarkSeen(t, s, Lease{Key: k}, "later")
+			mustSeen(t, s, k, "later")
+		}
+	})
+
+	t.Run("legacy seen mark", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t, base)
+		k := newKey(t)
+		s.(rawPutter).putRaw(t, k, "1") // written by a version without fingerprints
+		mustSeen(t, s, k, "")
+		mustSeen(t, s, k, "")
+		mustClaim(t, s, newKey(t), Claimed)
+	})
+
+	t.Run("every waiter sees the fingerprint", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t, base)
+		k, fp := newKey(t), newKey(t)
+		l := mustClaim(t, s, k, Claimed)
+		const n = 20
+		var waiting, done sync.WaitGroup
+		got := make([]Lease, n)
+		errs := make([]error, n)
+		waiting.Add(n)
+		for i := range n {
+			done.Go(func() {
+				deadline := time.Now().Add(suiteTimeout)
+				first := true
+				for {
+					lease, st, err := s.Claim(context.Background(), k)
+					if first {
+						first = false
+						waiting.Done()
+					}
+					switch {
+					case err != nil:
+						errs[i] = err
+						return
+					case st == Seen:
+						got[i] = lease
+						return
+					case st != InFlight:
+						errs[i] = errors.New("Claim = " + st.String() + " while the first copy was in flight")
+						return
+					case time.Now().After(deadline):
+						errs[i] = errors.New("still in flight at the deadline")
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			})
+		}
+		waiting.Wait() // every waiter has seen the lease in flight
+		mustMarkSeen(t, s, l, fp)
+		done.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Errorf("waiter %d: %v", i, errs[i])
+			} else if got[i].Fingerprint != fp {
+				t.Errorf("waiter %d: fingerprint %q, want %q", i, got[i].Fingerprint, fp)
+			}
+		}
 	})
 }
 
@@ -313,6 +417,25 @@ func claimConcurrently(t *testing.T, s Store, k string) {
 	}
 	if count[Claimed] != 1 || count[InFlight] != n-1 {
 		t.Errorf("%d concurrent claims: %v, want exactly 1 %v and %d %v", n, count, Claimed, n-1, InFlight)
+	}
+}
+
+// A lease token must never read as a seen mark, or a copy in flight would be
+// answered as already published.
+func TestTokensAreNeverSeenMarks(t *testing.T) {
+	for range 10000 {
+		tok := newToken()
+		if fp, seen := parseSeen(tok); seen {
+			t.Fatalf("token %q parses as a seen mark with fingerprint %q", tok, fp)
+		}
+	}
+	for _, fp := range []string{"", "0123456789abcdef0123456789abcdef"} {
+		if got, seen := parseSeen(seenMark(fp)); !seen || got != fp {
+			t.Errorf("parseSeen(seenMark(%q)) = %q, %v", fp, got, seen)
+		}
+	}
+	if got, seen := parseSeen(legacySeen); !seen || got != "" {
+		t.Errorf("parseSeen(%q) = %q, %v; want a seen mark without fingerprint", legacySeen, got, seen)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,7 +181,28 @@ func (r *Redis) start(deadline time.Time) error {
 	}
 }
 
-// Stop kills the server (its data is lost: it keeps nothing on disk).
+// Pause freezes the server process (SIGSTOP): the kernel still accepts
+// connections and takes writes, but nothing is answered until Resume, as
+// with a Redis that hangs. Its data is kept.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		r.t.Fatalf("redis-server on %d is not running", r.Port)
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signal redis-server: %v", err)
+	}
+}
+
+// Stop kills the server (its data is lost: it keeps nothing on disk), paused
+// or not.
 func (r *Redis) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
