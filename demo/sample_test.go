@@ -66,7 +66,7 @@ func parse(t *testing.T, v *events.Verifier, f url.Values, ch events.Channel) ev
 	if err != nil {
 		t.Fatalf("Authenticate(Sample) = %v", err)
 	}
-	e, err := events.Parse(f, a, receivedAt)
+	e, err := events.Parse(events.FormFromValues(f), a, receivedAt)
 	if err != nil {
 		t.Fatalf("Parse(Sample) = %v", err)
 	}

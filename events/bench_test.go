@@ -32,7 +32,7 @@ func BenchmarkAuthenticateParseEncode(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := Parse(f, a, receivedAt)
+		e, err := Parse(FormFromValues(f), a, receivedAt)
 		if err != nil {
 			b.Fatal(err)
 		}

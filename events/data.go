@@ -14,15 +14,25 @@ import "time"
 // make Parse fail with a *FieldError instead.
 
 // Meta is what paycomet-notify adds to every notification's data: how it was
-// authenticated, when it arrived and every field exactly as received.
+// authenticated, which fields the signature vouches for, when it arrived and
+// every field exactly as received.
 type Meta struct {
 	AuthenticatedBy AuthMethod `json:"authenticated_by"`
 	// SignatureFormula is "A" or "B" when a signature matched, so that an
 	// operator can see which formula PAYCOMET used for types no plugin has
 	// documented (106, signed 108, new types).
-	SignatureFormula string    `json:"signature_formula,omitempty"`
-	ReceivedAt       time.Time `json:"received_at"`
-	Raw              Raw       `json:"raw"`
+	SignatureFormula string `json:"signature_formula,omitempty"`
+	// SignedFields names the received fields the signature covers (see
+	// Auth.SignedFields); never null, empty for a notice its channel
+	// vouches for. Consumers treat every other field as unverified.
+	SignedFields []string  `json:"signed_fields"`
+	ReceivedAt   time.Time `json:"received_at"`
+	// Raw is every field exactly as received. A field whose name or value
+	// is not valid UTF-8 is given with both name and value as they were on
+	// the wire (percent-encoded, e.g. "%ff"), and its name so written is
+	// listed in RawPercentEncoded; every other entry is decoded text.
+	Raw               Raw      `json:"raw"`
+	RawPercentEncoded []string `json:"raw_percent_encoded,omitempty"`
 }
 
 // Details are the optional fields PAYCOMET may add to any signed
@@ -163,14 +173,26 @@ type OtherOperation struct {
 }
 
 // Rejection is the data of a quarantined request (type paycomet.rejected):
-// enough to see why it was refused and to replay it once fixed.
+// why it was refused, and the exact request, so that `quarantine replay` can
+// run it again once the cause is fixed (contract section 4).
 type Rejection struct {
-	Reason     string    `json:"reason"`
+	Reason     string    `json:"reason"` // a Reason* code
+	Detail     string    `json:"detail"` // the sentence a person reads
 	Status     int       `json:"status"` // the HTTP status we answered
-	RemoteAddr string    `json:"remote_addr,omitempty"`
+	Source     string    `json:"source"` // the client's address
 	ReceivedAt time.Time `json:"received_at"`
+	// Terminal is the terminal the request named or authenticated as, when
+	// known; unproven unless the reason comes after authentication (stale,
+	// conflicting_copy, reconciled_copy).
+	Terminal string `json:"terminal,omitempty"`
+	// EventID is the id of the accepted event this request is a copy of
+	// (conflicting_copy, reconciled_copy).
+	EventID string `json:"event_id,omitempty"`
 	// Fields are every received field with all its values in order, absent
-	// when the body could not be read. Unlike Meta.Raw repeats are kept,
-	// since conflicting repeats are one reason to reject.
-	Fields map[string][]string `json:"fields,omitzero"`
+	// when the body could not be decoded. Unlike Meta.Raw repeats are kept,
+	// since conflicting repeats are one reason to reject; percent-encoded
+	// fields are written as in Meta.Raw and listed in RawPercentEncoded.
+	Fields            map[string][]string `json:"fields,omitzero"`
+	RawPercentEncoded []string            `json:"raw_percent_encoded,omitempty"`
+	Request           RejectedRequest     `json:"request"`
 }

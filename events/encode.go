@@ -105,12 +105,37 @@ func (o *jsonObject) details(d *Details) {
 	o.strOmitEmpty("language", d.Language)
 }
 
+// strings writes a []string as encoding/json does: null when nil.
+func (o *jsonObject) strings(k string, v []string) {
+	o.key(k)
+	if v == nil {
+		o.b = append(o.b, "null"...)
+		return
+	}
+	o.b = append(o.b, '[')
+	for i, s := range v {
+		if i > 0 {
+			o.b = append(o.b, ',')
+		}
+		o.b = appendJSONString(o.b, s)
+	}
+	o.b = append(o.b, ']')
+}
+
+func (o *jsonObject) stringsOmitEmpty(k string, v []string) {
+	if len(v) > 0 {
+		o.strings(k, v)
+	}
+}
+
 func (o *jsonObject) meta(m *Meta) {
 	o.str("authenticated_by", string(m.AuthenticatedBy))
 	o.strOmitEmpty("signature_formula", m.SignatureFormula)
+	o.strings("signed_fields", m.SignedFields)
 	o.time("received_at", m.ReceivedAt)
 	o.key("raw")
 	o.b = m.Raw.appendJSON(o.b)
+	o.stringsOmitEmpty("raw_percent_encoded", m.RawPercentEncoded)
 }
 
 // payment writes a Payment's members, without the braces, so Subscription

@@ -90,7 +90,7 @@ func TestFastEncodingMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		e, err := Parse(fx.form, a, receivedAt)
+		e, err := Parse(FormFromValues(fx.form), a, receivedAt)
 		if err != nil {
 			continue
 		}
@@ -118,7 +118,7 @@ func TestEncodeAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := Parse(f, a, receivedAt)
+	e, err := Parse(FormFromValues(f), a, receivedAt)
 	if err != nil {
 		t.Fatal(err)
 	}

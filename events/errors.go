@@ -10,13 +10,19 @@ import (
 // answers 400 with Error() as the body, so PAYCOMET's support (or whoever
 // reads the quarantine) learns which field to look at.
 type FieldError struct {
-	Field   string // the form field's exact name, e.g. "Amount"
+	Field   string // the form field's exact name, e.g. "Amount"; "body" or "query" for DecodeForm's form-level problems
 	Problem string // what is wrong with it, e.g. `"12.50" is not an integer in minor units`
+	// Err is a sentinel for callers that branch on the kind of problem
+	// (ErrStale from CheckFresh), nil for plain malformed fields.
+	Err error
 }
 
 // Error names the field first, so the 400 body tells PAYCOMET's support
 // where to look: `Amount: "12.50" is not an integer in minor units`.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Unwrap exposes Err, so errors.Is(err, ErrStale) works.
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // AuthError says that the notification could not be proven to come from
 // PAYCOMET. The handler answers 401. Reason never contains the terminal

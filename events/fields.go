@@ -2,7 +2,6 @@ package events
 
 import (
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,30 +62,6 @@ func value(form url.Values, name string) (string, error) {
 
 func conflict(name string) *FieldError {
 	return &FieldError{Field: name, Problem: "given more than once with different values"}
-}
-
-// collapse turns the form into one string per field, the shape of data.raw.
-// With several conflicting fields it names the first in sorted order, so the
-// answer does not depend on map iteration.
-func collapse(form url.Values) (Raw, error) {
-	raw := make(Raw, len(form))
-	var bad []string
-	for k, vs := range form {
-		if len(vs) == 0 {
-			continue
-		}
-		v, err := value(form, k)
-		if err != nil {
-			bad = append(bad, k)
-			continue
-		}
-		raw[k] = v
-	}
-	if len(bad) > 0 {
-		slices.Sort(bad)
-		return nil, conflict(bad[0])
-	}
-	return raw, nil
 }
 
 // isDigits reports a non-empty run of ASCII digits: PAYCOMET's integers have

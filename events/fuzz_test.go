@@ -42,7 +42,7 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		if a.Method == "" || a.Terminal != demoTerminal || a.Type <= 0 {
 			t.Fatalf("Authenticate() succeeded with %+v", a)
 		}
-		return Parse(form, a, receivedAt)
+		return Parse(FormFromValues(form), a, receivedAt)
 	}()
 	var fe *FieldError
 	var ae *AuthError
@@ -52,12 +52,12 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		if fe.Field == "" || fe.Problem == "" {
 			t.Fatalf("empty FieldError %#v", fe)
 		}
-		ev = Rejected(err.Error(), 400, form, "192.0.2.1:1", receivedAt)
+		ev = rejectedFor(err, 400, form, form.Encode(), "192.0.2.1")
 	case errors.As(err, &ae):
 		if ae.Err == nil {
 			t.Fatalf("AuthError without sentinel: %v", err)
 		}
-		ev = Rejected(err.Error(), 401, form, "192.0.2.1:1", receivedAt)
+		ev = rejectedFor(err, 401, form, form.Encode(), "192.0.2.1")
 	default:
 		t.Fatalf("undocumented error %T %v", err, err)
 	}

@@ -22,7 +22,9 @@ const (
 	fixtureDir = "../testdata/notifications"
 	goldenDir  = "../testdata/golden"
 	// fixtureRemote is the source address of the golden rejected events.
-	fixtureRemote = "192.0.2.10:41234"
+	fixtureRemote = "192.0.2.10"
+	// goldenRejectedID stands in for a rejected event's random id.
+	goldenRejectedID = "00000000000000000000000000000000"
 )
 
 func demoVerifier() *Verifier {
@@ -84,7 +86,7 @@ func process(v *Verifier, fx fixture) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return Parse(fx.form, a, receivedAt)
+	return Parse(FormFromValues(fx.form), a, receivedAt)
 }
 
 func TestFixturesGolden(t *testing.T) {
@@ -104,7 +106,11 @@ func TestFixturesGolden(t *testing.T) {
 				if got := statusOf(err); got != wantStatus {
 					t.Fatalf("error %v maps to %d, want %d", err, got, wantStatus)
 				}
-				e = Rejected(err.Error(), wantStatus, fx.form, fixtureRemote, receivedAt)
+				e = rejectedFor(err, wantStatus, fx.form, fx.body, fixtureRemote)
+				if !idPattern.MatchString(e.ID) {
+					t.Errorf("rejected ID %q", e.ID)
+				}
+				e.ID = goldenRejectedID // random per request
 				if got := e.Topic("paycomet"); got != "paycomet.rejected" {
 					t.Errorf("Topic() = %q", got)
 				}
@@ -183,7 +189,7 @@ func TestEverySchemaIsClosed(t *testing.T) {
 	for _, fx := range loadFixtures(t) {
 		e, err := process(v, fx)
 		if err != nil {
-			e = Rejected(err.Error(), statusOf(err), fx.form, fixtureRemote, receivedAt)
+			e = rejectedFor(err, statusOf(err), fx.form, fx.body, fixtureRemote)
 		}
 		if seen[e.DataSchema] {
 			continue

@@ -149,7 +149,7 @@ func mustParse(t *testing.T, f url.Values) Event {
 	if err != nil {
 		t.Fatalf("Authenticate(%v) = %v", g, err)
 	}
-	e, err := Parse(g, a, receivedAt)
+	e, err := Parse(FormFromValues(g), a, receivedAt)
 	if err != nil {
 		t.Fatalf("Parse(%v) = %v", g, err)
 	}
@@ -174,4 +174,16 @@ func validate(t *testing.T, e Event) []byte {
 		t.Errorf("event %s: data does not validate: %v\n%s", e.Type, err, env.Data)
 	}
 	return b
+}
+
+// rejectedFor is the quarantine event of a refused form, posted as its
+// encoded body from source.
+func rejectedFor(err error, status int, f url.Values, body, source string) Event {
+	return Rejected(RejectedInput{
+		Reason: ReasonOf(err), Detail: err.Error(), Status: status,
+		Form:       FormFromValues(f),
+		Request:    RejectedRequest{Body: []byte(body), ContentType: "application/x-www-form-urlencoded"},
+		Source:     source,
+		ReceivedAt: receivedAt,
+	})
 }

@@ -3,39 +3,53 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
-	"slices"
+	"net/url"
 	"strconv"
 )
 
-// Idempotency keys. Event.ID is the first 32 hex digits (128 bits) of
-// SHA-256 over the key parts below, each written length-prefixed so that no
-// two lists of parts encode alike. Fixed-length lower-case hex is safe as a
-// NATS KV key and as Nats-Msg-Id.
+// Idempotency keys (scheme "v2"). Event.ID is the first 32 hex digits (128
+// bits) of SHA-256 over the key parts below, each written length-prefixed so
+// that no two lists of parts encode alike. Fixed-length lower-case hex is
+// safe as a NATS KV key and as Nats-Msg-Id.
 //
-// The parts are chosen so that a copy of a notification (a PAYCOMET retry, or
-// the same field sent in body and query) gives the same ID, while distinct
-// notifications never share one:
+//	signed, formula A:  "v2" | "signed" | "A" | terminal | TransactionType | Order | Amount | Currency | BankDateTime | Response
+//	signed, formula B:  "v2" | "signed" | "B" | terminal | TransactionType | Order | DateTime
+//	card expiry (108):  "v2" | "card_expiry" | terminal | IdUser | MonthsToExpire
+//	rejected:           random, see Rejected
 //
-//	payment OK or SF, with AuthCode:  terminal | type | Order | Response | "auth" | AuthCode
-//	payment OK or SF, no AuthCode:    terminal | type | Order | Response | "bank" | BankDateTime | Amount | Currency
-//	payment KO:                       terminal | type | Order | "KO" | BankDateTime | ErrorID
-//	card registration (107) OK:       terminal | Order | "OK" | IdUser
-//	card registration (107) KO or SF: terminal | Order | Response | DateTime | ErrorID | IdUser
-//	card expiry (108):                terminal | IdUser | MonthsToExpire
-//	operation_N:                      terminal | type | every field, sorted by name, except the signatures
-//	rejected:                         reason | status | every value of every field | remote address without port
+// The values are the received bytes, exactly what the NotificationHash
+// covers; terminal is the one the signature was checked with (TpvID, or the
+// single configured terminal when TpvID is absent, which gives the same
+// hash). Types that try A and then B (106, operation_N) use whichever
+// formula matched.
 //
-// Why these: the type separates a refund from the payment it refunds and a
-// chargeback from both; Response separates a KO from the later OK of the same
-// Order; AuthCode is PAYCOMET's id of the operation, so two partial refunds of
-// one Order differ, and it is what the official plugins dedupe on; a KO has
-// no AuthCode, so the bank time and error tell two refused attempts apart;
-// successive expiry notices of one card differ in MonthsToExpire. The
-// signature fields are left out of operation_N keys because they are derived
-// from the others. Every key starts with a scheme tag, so changing a scheme
-// never collides with an older one.
-const keyScheme = "v1"
+// Why signed fields only: the signature covers its formula's fields and
+// nothing else, and every published event's raw carries its hash. When the
+// id also read AuthCode, ErrorID, IdUser, TokenUser or (for operation_N)
+// every field, anyone who had seen one notification could replay it with
+// such a field edited, get 200 and mint a new "signed" event (issue 8: a
+// replayed payment with another TokenUser re-taught the refresher a token).
+// Now a copy whose signed fields equal an accepted notification's has its
+// id, so it is a duplicate whatever else it says; the receiver compares
+// Fingerprint to tell an identical copy from a conflicting one.
+//
+// Known limit, accepted because it is what the signature allows: two
+// operations whose signed fields are all equal share an id, and the second
+// is taken for a copy of the first. Example: two partial refunds of one
+// Order, for the same Amount and Currency, with BankDateTime equal to the
+// second (formula A), or two card registrations (107) of one Order in the
+// same second (formula B) that gave different IdUser. PAYCOMET itself
+// cannot tell such notifications apart by their signature; a merchant that
+// issues them learns the second from PAYCOMET's REST info (reconcile).
+//
+// A 108 is accepted only through its channel (URL_TOKEN or ALLOWED_IPS),
+// which vouches for the whole notice, so its key reads its fields;
+// successive expiry notices of one card differ in MonthsToExpire.
+//
+// Upgrading from "v1" (which read AuthCode, ErrorID, IdUser and all fields
+// of operation_N) changes every id: a PAYCOMET retry that spans the upgrade
+// is published once more under its v2 id (see CHANGELOG.md).
+const keyScheme = "v2"
 
 // ID hashes key parts into an event ID: the first 32 hex digits of SHA-256
 // over the length-prefixed parts, so ("ab","c") and ("a","bc") differ. Every
@@ -43,11 +57,8 @@ const keyScheme = "v1"
 // have one shape and one collision argument; callers start their parts with
 // a scheme tag of their own.
 func ID(parts ...string) string {
-	n := 0
-	for _, p := range parts {
-		n += len(p) + 8
-	}
-	b := make([]byte, 0, n)
+	var buf [256]byte
+	b := buf[:0]
 	for _, p := range parts {
 		b = strconv.AppendInt(b, int64(len(p)), 10)
 		b = append(b, ':')
@@ -57,76 +68,22 @@ func ID(parts ...string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func paymentKey(terminal string, typ int, order, response, authCode, bankDateTime string, amount int64, currency, errorID string) string {
-	t := strconv.Itoa(typ)
-	switch {
-	case response == "KO":
-		return ID(keyScheme, "payment", terminal, t, order, response, bankDateTime, errorID)
-	case authCode != "":
-		return ID(keyScheme, "payment", terminal, t, order, response, "auth", authCode)
-	default:
-		return ID(keyScheme, "payment", terminal, t, order, response, "bank", bankDateTime, strconv.FormatInt(amount, 10), currency)
+// signedKey is the id of a signature-authenticated notification: its
+// formula's inputs, as received (form's decoded bytes, what was hashed).
+func signedKey(formula, terminal string, form url.Values) string {
+	get := func(name string) string {
+		if vs := form[name]; len(vs) > 0 {
+			return vs[0] // Authenticate refused conflicting repeats
+		}
+		return ""
 	}
-}
-
-func cardRegistrationKey(terminal, order, response, idUser, dateTime, errorID string) string {
-	if response == "OK" {
-		return ID(keyScheme, "card_registration", terminal, order, response, idUser)
+	if formula == "B" {
+		return ID(keyScheme, "signed", "B", terminal, get(fTransactionType), get(fOrder), get(fDateTime))
 	}
-	return ID(keyScheme, "card_registration", terminal, order, response, dateTime, errorID, idUser)
+	return ID(keyScheme, "signed", "A", terminal, get(fTransactionType), get(fOrder), get(fAmount),
+		get(fCurrency), get(fBankDateTime), get(fResponse))
 }
 
 func cardExpiryKey(terminal string, idUser int64, monthsToExpire int) string {
 	return ID(keyScheme, "card_expiry", terminal, strconv.FormatInt(idUser, 10), strconv.Itoa(monthsToExpire))
-}
-
-// signatureFields are derived from the other fields, so they add nothing to
-// an operation_N key; leaving them out keeps the ID stable if PAYCOMET ever
-// adds or drops a legacy signature on a retry.
-func isSignatureField(name string) bool {
-	return name == fNotificationHash || name == fExtendedSig || name == fSignature
-}
-
-func otherKey(terminal string, typ int, raw Raw) string {
-	names := make([]string, 0, len(raw))
-	for k := range raw {
-		if !isSignatureField(k) {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
-	parts := make([]string, 0, 4+2*len(names))
-	parts = append(parts, keyScheme, "operation", terminal, strconv.Itoa(typ))
-	for _, k := range names {
-		parts = append(parts, k, raw[k])
-	}
-	return ID(parts...)
-}
-
-func rejectedKey(reason string, status int, fields map[string][]string, remoteAddr string) string {
-	parts := []string{keyScheme, "rejected", reason, strconv.Itoa(status), hostOnly(remoteAddr)}
-	if fields == nil {
-		parts = append(parts, "no-body")
-	} else {
-		parts = append(parts, "body")
-		names := make([]string, 0, len(fields))
-		for k := range fields {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for _, k := range names {
-			parts = append(parts, k, strconv.Itoa(len(fields[k])))
-			parts = append(parts, fields[k]...)
-		}
-	}
-	return ID(parts...)
-}
-
-// hostOnly drops an ephemeral source port, so that PAYCOMET retrying the same
-// bad request from the same host is one quarantined event, not many.
-func hostOnly(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
 }

@@ -122,12 +122,12 @@ func TestIDDifferentNotificationsDiffer(t *testing.T) {
 
 func TestIDDiffersPerTerminal(t *testing.T) {
 	f := paymentForm("1", "PN-1", "OK")
-	a, err := Parse(f, signedAuth(1, "A"), receivedAt)
+	a, err := Parse(FormFromValues(f), signedAuth(1, "A"), receivedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := set(f, "TpvID", "2000")
-	b, err := Parse(g, Auth{Terminal: "2000", Method: AuthSignature, Formula: "A", Type: 1}, receivedAt)
+	b, err := Parse(FormFromValues(g), Auth{Terminal: "2000", Method: AuthSignature, Formula: "A", Type: 1}, receivedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,41 +150,22 @@ func TestIDKeyPartsAreUnambiguous(t *testing.T) {
 	if ID("a|b") == ID("a", "b") {
 		t.Error(`ID("a|b") == ID("a", "b")`)
 	}
-	// An order that ends like an AuthCode must not meet another split.
-	a := paymentKey("1", 1, "X", "OK", "auth", "", 0, "", "")
-	b := paymentKey("1", 1, "X", "OK", "", "auth", 0, "", "")
-	if a == b {
-		t.Error("AuthCode and BankDateTime schemes collide")
-	}
 }
 
+// TestRejectedID: every rejected request is its own message, even the same
+// request twice (issue 8: four different 415 bodies left one message).
 func TestRejectedID(t *testing.T) {
 	f := url.Values{"TransactionType": {"1"}, "Amount": {"1000", "2000"}}
-	base := Rejected("Amount: given more than once with different values", 400, f, "192.0.2.10:41234", receivedAt)
-	if !idPattern.MatchString(base.ID) {
-		t.Fatalf("ID %q is not 32 lower-case hex digits", base.ID)
-	}
-	same := []Event{
-		Rejected("Amount: given more than once with different values", 400, clone(f), "192.0.2.10:41234", receivedAt),
-		Rejected("Amount: given more than once with different values", 400, f, "192.0.2.10:50000", receivedAt.Add(1e9)),
-	}
-	for _, e := range same {
-		if e.ID != base.ID {
-			t.Errorf("the same rejected request got ID %s and %s", base.ID, e.ID)
+	err := conflict("Amount")
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		e := rejectedFor(err, 400, f, f.Encode(), "192.0.2.10")
+		if !idPattern.MatchString(e.ID) {
+			t.Fatalf("ID %q is not 32 lower-case hex digits", e.ID)
 		}
-	}
-	differ := []Event{
-		Rejected("other reason", 400, f, "192.0.2.10:41234", receivedAt),
-		Rejected("Amount: given more than once with different values", 400, url.Values{"TransactionType": {"1"}, "Amount": {"2000", "1000"}}, "192.0.2.10:41234", receivedAt),
-		Rejected("Amount: given more than once with different values", 400, f, "192.0.2.11:41234", receivedAt),
-		Rejected("Amount: given more than once with different values", 400, nil, "192.0.2.10:41234", receivedAt),
-		Rejected("Amount: given more than once with different values", 400, url.Values{}, "192.0.2.10:41234", receivedAt),
-	}
-	seen := map[string]int{base.ID: -1}
-	for i, e := range differ {
-		if j, dup := seen[e.ID]; dup {
-			t.Errorf("rejected requests %d and %d share ID %s", i, j, e.ID)
+		if seen[e.ID] {
+			t.Fatalf("two rejected requests share ID %s", e.ID)
 		}
-		seen[e.ID] = i
+		seen[e.ID] = true
 	}
 }

@@ -3,8 +3,6 @@ package events
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,40 +23,72 @@ var ErrNotAuthenticated = errors.New("events: parse needs the Auth of a successf
 //
 // and returns a *FieldError naming the first one missing or malformed, or a
 // field given twice with different values.
-func Parse(form url.Values, auth Auth, receivedAt time.Time) (Event, error) {
+//
+// The event id of a signed notification derives from its signed fields only
+// (idempotency.go); data.signed_fields names them, data.raw keeps every
+// field losslessly (form.go), and the typed members read the fields as
+// data.raw shows them.
+func Parse(f Form, auth Auth, receivedAt time.Time) (Event, error) {
 	if auth.Method == "" || !isDigits(auth.Terminal) {
 		return Event{}, ErrNotAuthenticated
 	}
-	raw, err := collapse(form)
+	raw, enc, err := f.raw()
 	if err != nil {
 		return Event{}, err
 	}
-	typ, err := transactionType(raw[fTransactionType])
+	typ, err := transactionType(f.text(raw, fTransactionType))
 	if err != nil {
 		return Event{}, err
 	}
 	if typ != auth.Type {
 		return Event{}, fmt.Errorf("%w (auth is for type %d, form is type %d)", ErrNotAuthenticated, auth.Type, typ)
 	}
-	p := fields{raw: raw}
-	meta := Meta{AuthenticatedBy: auth.Method, SignatureFormula: auth.Formula, ReceivedAt: receivedAt, Raw: raw}
+	p := fields{raw: raw, form: f}
+	meta := Meta{AuthenticatedBy: auth.Method, SignatureFormula: auth.Formula, SignedFields: noFields,
+		ReceivedAt: receivedAt, Raw: raw, RawPercentEncoded: enc}
+	if auth.Method == AuthSignature {
+		meta.SignedFields = signedFields(auth.Formula, f.values)
+	}
+	var e Event
 	switch kindOf(typ) {
 	case kindPayment:
-		return p.payment(auth.Terminal, typ, meta)
+		e, err = p.payment(auth.Terminal, typ, meta)
 	case kindCardRegistration:
-		return p.cardRegistration(auth.Terminal, meta)
+		e, err = p.cardRegistration(auth.Terminal, meta)
 	case kindCardExpiry:
-		return p.cardExpiry(auth.Terminal, meta)
+		e, err = p.cardExpiry(auth.Terminal, meta)
 	default:
-		return p.other(auth.Terminal, typ, meta, receivedAt), nil
+		e = p.other(auth.Terminal, typ, meta, receivedAt)
 	}
+	if err != nil {
+		return Event{}, err
+	}
+	if auth.Method == AuthSignature {
+		e.ID = signedKey(auth.Formula, auth.Terminal, f.values)
+	}
+	return e, nil
 }
 
-// fields reads a collapsed form.
-type fields struct{ raw Raw }
+// noFields is data.signed_fields when no signature vouches for a field: an
+// empty list, never null.
+var noFields = []string{}
+
+// fields reads a collapsed form: get(name) is the field's single value as
+// data.raw shows it.
+type fields struct {
+	raw  Raw
+	form Form
+}
+
+func (p fields) get(name string) string {
+	if p.form.wire == nil {
+		return p.raw[name]
+	}
+	return p.form.text(p.raw, name)
+}
 
 func (p fields) required(name string) (string, error) {
-	v := p.raw[name]
+	v := p.get(name)
 	if v == "" {
 		return "", missing(name)
 	}
@@ -66,7 +96,7 @@ func (p fields) required(name string) (string, error) {
 }
 
 func (p fields) optInt(name string) *int {
-	n, ok := parseUint(p.raw[name])
+	n, ok := parseUint(p.get(name))
 	if !ok || n > 1<<31-1 {
 		return nil
 	}
@@ -75,7 +105,7 @@ func (p fields) optInt(name string) *int {
 }
 
 func (p fields) optInt64(name string) *int64 {
-	n, ok := parseUint(p.raw[name])
+	n, ok := parseUint(p.get(name))
 	if !ok {
 		return nil
 	}
@@ -84,7 +114,7 @@ func (p fields) optInt64(name string) *int64 {
 
 func (p fields) optBool(name string) *bool {
 	var b bool
-	switch p.raw[name] {
+	switch p.get(name) {
 	case "1":
 		b = true
 	case "0":
@@ -95,25 +125,25 @@ func (p fields) optBool(name string) *bool {
 }
 
 func (p fields) optStamp(name string) time.Time {
-	t, _ := parseStamp(p.raw[name])
+	t, _ := parseStamp(p.get(name))
 	return t
 }
 
 func (p fields) details() Details {
 	return Details{
-		TransactionName:  p.raw[fTransactionName],
-		AccountCode:      p.raw[fAccountCode],
+		TransactionName:  p.get(fTransactionName),
+		AccountCode:      p.get(fAccountCode),
 		ErrorID:          p.optInt(fErrorID),
-		ErrorDescription: p.raw[fErrorDescription],
+		ErrorDescription: p.get(fErrorDescription),
 		IDUser:           p.optInt64(fIDUser),
-		TokenUser:        p.raw[fTokenUser],
+		TokenUser:        p.get(fTokenUser),
 		MethodID:         p.optInt(fMethodID),
-		MethodName:       p.raw[fMethodName],
-		CardBrand:        p.raw[fCardBrand],
-		CardCountry:      p.raw[fCardCountry],
-		BICCode:          p.raw[fBicCode],
+		MethodName:       p.get(fMethodName),
+		CardBrand:        p.get(fCardBrand),
+		CardCountry:      p.get(fCardCountry),
+		BICCode:          p.get(fBicCode),
 		SecurePayment:    p.optBool(fSecurePayment),
-		Language:         p.raw[fLanguage],
+		Language:         p.get(fLanguage),
 	}
 }
 
@@ -193,17 +223,16 @@ func (p fields) payment(terminal string, typ int, meta Meta) (Event, error) {
 		AmountDisplay:   formatMinor(amount, currency),
 		BankDateTime:    bankTime,
 		DateTime:        p.optStamp(fDateTime),
-		AuthCode:        p.raw[fAuthCode],
+		AuthCode:        p.get(fAuthCode),
 		Details:         p.details(),
 		Meta:            meta,
 	}
-	if eur, ok := parseEuros(p.raw[fAmountEur]); ok {
+	if eur, ok := parseEuros(p.get(fAmountEur)); ok {
 		pay.AmountEUR = &eur
 	}
 
 	operation, _ := knownOperation(typ)
 	e := newEvent(terminal, operation, outcome, kindPayment)
-	e.ID = paymentKey(terminal, typ, order, response, pay.AuthCode, p.raw[fBankDateTime], amount, currency, p.raw[fErrorID])
 	e.Subject = order
 	e.Time = bankTime
 	switch typ {
@@ -288,7 +317,6 @@ func (p fields) cardRegistration(terminal string, meta Meta) (Event, error) {
 		}
 	}
 	e := newEvent(terminal, "card_registration", outcome, kindCardRegistration)
-	e.ID = cardRegistrationKey(terminal, order, response, p.raw[fIDUser], p.raw[fDateTime], p.raw[fErrorID])
 	e.Subject = order
 	e.Time = dateTime
 	e.Data = CardRegistration{
@@ -330,11 +358,11 @@ func (p fields) cardExpiry(terminal string, meta Meta) (Event, error) {
 	e.Data = CardExpiry{
 		Terminal:        terminal,
 		TransactionType: TypeCardExpiry,
-		TransactionName: p.raw[fTransactionName],
+		TransactionName: p.get(fTransactionName),
 		IDUser:          idUser,
 		MonthsToExpire:  months,
-		Name:            p.raw[fName],
-		Domain:          p.raw[fDomain],
+		Name:            p.get(fName),
+		Domain:          p.get(fDomain),
 		Meta:            meta,
 	}
 	return e, nil
@@ -344,34 +372,33 @@ func (p fields) other(terminal string, typ int, meta Meta, receivedAt time.Time)
 	d := OtherOperation{
 		Terminal:        terminal,
 		TransactionType: typ,
-		Order:           p.raw[fOrder],
+		Order:           p.get(fOrder),
 		BankDateTime:    p.optStamp(fBankDateTime),
 		DateTime:        p.optStamp(fDateTime),
-		AuthCode:        p.raw[fAuthCode],
+		AuthCode:        p.get(fAuthCode),
 		Details:         p.details(),
 		Meta:            meta,
 	}
 	outcome := OutcomeNotice
-	if s := p.raw[fResponse]; s != "" {
+	if s := p.get(fResponse); s != "" {
 		d.Response, outcome, _ = parseResponse(s)
 	}
-	amount, okAmount := parseUint(p.raw[fAmount])
-	currency, okCurrency := parseCurrency(p.raw[fCurrency])
+	amount, okAmount := parseUint(p.get(fAmount))
+	currency, okCurrency := parseCurrency(p.get(fCurrency))
 	if okAmount && okCurrency {
 		d.Amount, d.Currency, d.AmountDisplay = &amount, currency, formatMinor(amount, currency)
 	}
-	if eur, ok := parseEuros(p.raw[fAmountEur]); ok {
+	if eur, ok := parseEuros(p.get(fAmountEur)); ok {
 		d.AmountEUR = &eur
 	}
-	if m, ok := parseInt(p.raw[fMonthsToExpire]); ok {
+	if m, ok := parseInt(p.get(fMonthsToExpire)); ok {
 		d.MonthsToExpire = &m
 	}
 
 	e := newEvent(terminal, OperationName(typ), outcome, kindOther)
-	e.ID = otherKey(terminal, typ, p.raw)
 	e.Subject = d.Order
 	if e.Subject == "" {
-		e.Subject = p.raw[fIDUser]
+		e.Subject = p.get(fIDUser)
 	}
 	switch {
 	case !d.BankDateTime.IsZero():
@@ -383,45 +410,4 @@ func (p fields) other(terminal string, typ int, meta Meta, receivedAt time.Time)
 	}
 	e.Data = d
 	return e
-}
-
-// Rejected builds the quarantine event (type "paycomet.rejected", subject
-// "<prefix>.rejected") for a request answered with a 4xx, so that nothing
-// PAYCOMET sent is lost silently. form may be nil when the body could not be
-// read; status is the HTTP status we answered; remoteAddr is the source
-// address (a port, if any, is ignored by the ID).
-//
-// Its source is "/paycomet/notifications": the terminal a rejected request
-// names is unproven, so it does not get a terminal's source.
-func Rejected(reason string, status int, form url.Values, remoteAddr string, receivedAt time.Time) Event {
-	var fields map[string][]string
-	subject := ""
-	if form != nil {
-		fields = make(map[string][]string, len(form))
-		for k, vs := range form {
-			if vs == nil {
-				vs = []string{}
-			}
-			fields[k] = slices.Clone(vs)
-		}
-		if o, err := value(form, fOrder); err == nil {
-			subject = o
-		}
-	}
-	return Event{
-		ID:         rejectedKey(reason, status, fields, remoteAddr),
-		Source:     "/paycomet/notifications",
-		Type:       EventTypeRejected,
-		Subject:    subject,
-		Time:       receivedAt,
-		DataSchema: "schemas/rejected.v1.json",
-		Data: Rejection{
-			Reason:     reason,
-			Status:     status,
-			RemoteAddr: remoteAddr,
-			ReceivedAt: receivedAt,
-			Fields:     fields,
-		},
-		Operation: OperationRejected,
-	}
 }

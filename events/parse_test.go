@@ -275,7 +275,7 @@ func TestParseFieldErrors(t *testing.T) {
 			if typ == TypeCardRegistration {
 				formula = "B"
 			}
-			_, err := Parse(tc.form, signedAuth(typ, formula), receivedAt)
+			_, err := Parse(FormFromValues(tc.form), signedAuth(typ, formula), receivedAt)
 			var fe *FieldError
 			if !errors.As(err, &fe) || err.Error() != tc.wantError {
 				t.Fatalf("Parse() = %v, want FieldError %q", err, tc.wantError)
@@ -287,13 +287,13 @@ func TestParseFieldErrors(t *testing.T) {
 		// Authenticate would have used the single terminal; the notice
 		// itself is still malformed.
 		f := with(exp, "Terminal")
-		_, err := Parse(f, Auth{Terminal: tTerminal, Method: AuthURLToken, Type: 108}, receivedAt)
+		_, err := Parse(FormFromValues(f), Auth{Terminal: tTerminal, Method: AuthURLToken, Type: 108}, receivedAt)
 		if err == nil || err.Error() != "Terminal: missing" {
 			t.Fatalf("Parse() = %v, want Terminal: missing", err)
 		}
 	})
 	t.Run("107 KO needs no user", func(t *testing.T) {
-		if _, err := Parse(cardRegistrationForm("KO"), signedAuth(107, "B"), receivedAt); err != nil {
+		if _, err := Parse(FormFromValues(cardRegistrationForm("KO")), signedAuth(107, "B"), receivedAt); err != nil {
 			t.Fatalf("Parse() = %v", err)
 		}
 	})
@@ -302,7 +302,7 @@ func TestParseFieldErrors(t *testing.T) {
 		for k, vs := range f {
 			f[k] = append(vs, vs[0])
 		}
-		e, err := Parse(f, signedAuth(1, "A"), receivedAt)
+		e, err := Parse(FormFromValues(f), signedAuth(1, "A"), receivedAt)
 		if err != nil {
 			t.Fatalf("Parse() = %v", err)
 		}
@@ -312,7 +312,7 @@ func TestParseFieldErrors(t *testing.T) {
 	})
 	t.Run("several conflicts name the first field in order", func(t *testing.T) {
 		f := with(with(pay, "Order", "a", "b"), "Amount", "1", "2")
-		_, err := Parse(f, signedAuth(1, "A"), receivedAt)
+		_, err := Parse(FormFromValues(f), signedAuth(1, "A"), receivedAt)
 		if err == nil || err.Error() != "Amount: given more than once with different values" {
 			t.Fatalf("Parse() = %v", err)
 		}
@@ -328,7 +328,7 @@ func TestParseNeedsAuthentication(t *testing.T) {
 		{Terminal: "31.337", Method: AuthSignature, Type: 1},  // not a subject token
 		{Terminal: tTerminal, Method: AuthSignature, Type: 2}, // another form's Auth
 	} {
-		if _, err := Parse(f, a, receivedAt); !errors.Is(err, ErrNotAuthenticated) {
+		if _, err := Parse(FormFromValues(f), a, receivedAt); !errors.Is(err, ErrNotAuthenticated) {
 			t.Errorf("Parse(%+v) = %v, want %v", a, err, ErrNotAuthenticated)
 		}
 	}

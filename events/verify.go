@@ -84,6 +84,14 @@ type Auth struct {
 	Method   AuthMethod // "" unless Authenticate succeeded
 	Formula  string     // "A" or "B" when a signature matched, else ""
 	Type     int        // parsed TransactionType
+	// SignedFields names the received fields whose values went into the
+	// matching NotificationHash, in formula order (contract section 5): not
+	// NotificationHash itself, not TpvID when it was absent and the single
+	// configured terminal was used, not a formula input that was absent.
+	// Empty unless Method is AuthSignature: a channel vouches for a whole
+	// notice, a signature only for these. Shared between calls: do not
+	// modify.
+	SignedFields []string
 }
 
 // Authenticate checks form before anything is parsed beyond TransactionType
@@ -175,7 +183,7 @@ func (v *Verifier) Authenticate(form url.Values, ch Channel) (Auth, error) {
 			return a, err
 		}
 		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			return signedBy(a, channel, "A"), nil
+			return signedBy(a, channel, "A", form), nil
 		}
 	}
 	if tryB {
@@ -184,7 +192,7 @@ func (v *Verifier) Authenticate(form url.Values, ch Channel) (Auth, error) {
 			return a, err
 		}
 		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			return signedBy(a, channel, "B"), nil
+			return signedBy(a, channel, "B", form), nil
 		}
 	}
 	return a, authError(ErrBadSignature, "")
@@ -192,13 +200,47 @@ func (v *Verifier) Authenticate(form url.Values, ch Channel) (Auth, error) {
 
 // signedBy is the Auth of a matching hash: the signature itself, or for a
 // 108 the channel it came through.
-func signedBy(a Auth, channel AuthMethod, formula string) Auth {
+func signedBy(a Auth, channel AuthMethod, formula string, form url.Values) Auth {
 	if channel != "" {
 		a.Method, a.Formula = channel, ""
 		return a
 	}
 	a.Method, a.Formula = AuthSignature, formula
+	a.SignedFields = signedFields(formula, form)
 	return a
+}
+
+// The received fields each formula reads, in formula order (the merchant
+// code and password are configuration, not fields).
+var (
+	signedA = []string{fTpvID, fTransactionType, fOrder, fAmount, fCurrency, fBankDateTime, fResponse}
+	signedB = []string{fTpvID, fTransactionType, fOrder, fDateTime}
+)
+
+// signedFields is Auth.SignedFields: the formula's inputs that form has.
+// When all are present (every real notification) it returns the shared list
+// without allocating; the slice is clipped, so an append by a caller copies.
+func signedFields(formula string, form url.Values) []string {
+	all := signedA
+	if formula == "B" {
+		all = signedB
+	}
+	n := 0
+	for _, k := range all {
+		if len(form[k]) > 0 {
+			n++
+		}
+	}
+	if n == len(all) {
+		return all[:len(all):len(all)]
+	}
+	out := make([]string, 0, n)
+	for _, k := range all {
+		if len(form[k]) > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // hashBufSize covers a realistic notification's formula input on the stack;

@@ -211,7 +211,7 @@ func (g *generator) expect(seq uint64) (eventID, string, error) {
 	if err != nil {
 		return eventID{}, "", fmt.Errorf("notification %d does not authenticate: %w", seq, err)
 	}
-	ev, err := events.Parse(f, a, g.when)
+	ev, err := events.Parse(events.FormFromValues(f), a, g.when)
 	if err != nil {
 		return eventID{}, "", fmt.Errorf("notification %d does not parse: %w", seq, err)
 	}

@@ -15,8 +15,10 @@ const authorization = `{
   "bank_date_time": "2026-11-24T10:15:00+01:00", "auth_code": "802335/1200",
   "error_id": 0, "id_user": 4823117, "token_user": "tok", "method_id": 1, "secure_payment": true,
   "authenticated_by": "signature", "signature_formula": "A",
+  "signed_fields": ["TpvID", "TransactionType", "Order", "Amount", "Currency", "BankDateTime", "Response"],
   "received_at": "2026-11-24T09:15:03Z",
-  "raw": {"TransactionType": "1", "Order": "PN-1", "tpvLstr": "notify"}
+  "raw": {"TransactionType": "1", "Order": "PN-1", "tpvLstr": "notify", "%ff": "%fe"},
+  "raw_percent_encoded": ["%ff"]
 }`
 
 // edit applies changes to a JSON object: a nil value deletes the member.
@@ -73,6 +75,14 @@ func TestAuthorization(t *testing.T) {
 		{"raw with a number", map[string]any{"raw": map[string]any{"Amount": 1000}}},
 		{"missing raw", map[string]any{"raw": nil}},
 		{"missing received_at", map[string]any{"received_at": nil}},
+		{"missing signed_fields", map[string]any{"signed_fields": nil}},
+		{"null signed_fields", map[string]any{"signed_fields": []any(nil)}},
+		{"signed_fields without TransactionType", map[string]any{"signed_fields": []any{"Order"}}},
+		{"signed_fields naming an unsigned field", map[string]any{"signed_fields": []any{"TransactionType", "AuthCode"}}},
+		{"signed_fields repeated", map[string]any{"signed_fields": []any{"TransactionType", "TransactionType"}}},
+		{"signed_fields through a channel", map[string]any{"authenticated_by": "url_token", "signature_formula": nil}},
+		{"empty raw_percent_encoded", map[string]any{"raw_percent_encoded": []any{}}},
+		{"raw_percent_encoded not a list", map[string]any{"raw_percent_encoded": "%ff"}},
 		{"non-numeric terminal", map[string]any{"terminal": "T1"}},
 	}
 	for _, tc := range bad {
@@ -85,7 +95,9 @@ func TestAuthorization(t *testing.T) {
 }
 
 func TestOtherSchemas(t *testing.T) {
-	meta := `"authenticated_by": "signature", "signature_formula": "B", "received_at": "2026-11-24T09:15:03Z", "raw": {}`
+	meta := `"authenticated_by": "signature", "signature_formula": "B", "signed_fields": ["TransactionType", "Order", "DateTime"], "received_at": "2026-11-24T09:15:03Z", "raw": {}`
+	channel := `"authenticated_by":"url_token","signed_fields":[],"received_at":"2026-11-24T09:15:03Z","raw":{}`
+	req := `"request":{"body":"VHJhbnNhY3Rpb25UeXBlPQ==","truncated":false,"query":"","content_type":"application/x-www-form-urlencoded","url_token_path":false}`
 	tests := []struct {
 		schema string
 		data   string
@@ -97,18 +109,24 @@ func TestOtherSchemas(t *testing.T) {
 		{"schemas/card_registration.v1.json", `{"terminal":"1","transaction_type":107,"order":"o","response":"OK","date_time":"2026-11-24T10:15:00+01:00","id_user":7,` + meta + `}`, false},
 		{"schemas/card_registration.v1.json", `{"terminal":"1","transaction_type":107,"order":"o","response":"KO","date_time":"2026-11-24T10:15:00+01:00","error_id":1005,` + meta + `}`, true},
 		{"schemas/card_registration.v1.json", `{"terminal":"1","transaction_type":107,"response":"KO","date_time":"2026-11-24T10:15:00+01:00",` + meta + `}`, false},
-		{"schemas/card_expiry.v1.json", `{"terminal":"1","transaction_type":108,"id_user":7,"months_to_expire":1,"authenticated_by":"url_token","received_at":"2026-11-24T09:15:03Z","raw":{}}`, true},
-		{"schemas/card_expiry.v1.json", `{"terminal":"1","transaction_type":108,"id_user":7,"months_to_expire":"1","authenticated_by":"url_token","received_at":"2026-11-24T09:15:03Z","raw":{}}`, false},
-		{"schemas/card_expiry.v1.json", `{"terminal":"1","transaction_type":108,"id_user":7,"months_to_expire":1,"token_user":"t","authenticated_by":"url_token","received_at":"2026-11-24T09:15:03Z","raw":{}}`, false},
+		{"schemas/card_expiry.v1.json", `{"terminal":"1","transaction_type":108,"id_user":7,"months_to_expire":1,` + channel + `}`, true},
+		{"schemas/card_expiry.v1.json", `{"terminal":"1","transaction_type":108,"id_user":7,"months_to_expire":"1",` + channel + `}`, false},
+		{"schemas/card_expiry.v1.json", `{"terminal":"1","transaction_type":108,"id_user":7,"months_to_expire":1,"token_user":"t",` + channel + `}`, false},
 		{"schemas/operation.v1.json", `{"terminal":"1","transaction_type":200,` + meta + `}`, true},
 		{"schemas/operation.v1.json", `{"terminal":"1","transaction_type":1,` + meta + `}`, false},
 		{"schemas/operation.v1.json", `{"terminal":"1","transaction_type":200,"amount":5,` + meta + `}`, false},
 		{"schemas/operation.v1.json", `{"terminal":"1","transaction_type":200,"amount":5,"currency":"EUR","amount_display":"0.05",` + meta + `}`, true},
-		{"schemas/rejected.v1.json", `{"reason":"TransactionType: missing","status":400,"remote_addr":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","fields":{"Amount":["1","2"]}}`, true},
-		{"schemas/rejected.v1.json", `{"reason":"TransactionType: missing","status":400,"received_at":"2026-11-24T09:15:03Z"}`, true},
-		{"schemas/rejected.v1.json", `{"reason":"x","status":200,"received_at":"2026-11-24T09:15:03Z"}`, false},
-		{"schemas/rejected.v1.json", `{"reason":"x","status":400,"received_at":"2026-11-24T09:15:03Z","fields":{"Amount":"1"}}`, false},
-		{"schemas/rejected.v1.json", `{"reason":"x","status":400,"received_at":"2026-11-24T09:15:03Z","extra":true}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"TransactionType: missing","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","fields":{"Amount":["1","2"]},` + req + `}`, true},
+		{"schemas/rejected.v1.json", `{"reason":"too_large","detail":"body over 65536 bytes","status":413,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z",` + req + `}`, true},
+		{"schemas/rejected.v1.json", `{"reason":"conflicting_copy","detail":"d","status":200,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","terminal":"1000","event_id":"0123456789abcdef0123456789abcdef","fields":{"%ff":["%fe"]},"raw_percent_encoded":["%ff"],` + req + `}`, true},
+		{"schemas/rejected.v1.json", `{"reason":"TransactionType: missing","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z",` + req + `}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z"}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":503,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z",` + req + `}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","fields":{"Amount":"1"},` + req + `}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","extra":true,` + req + `}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","request":{"body":"not base64!","truncated":false,"query":"","content_type":"","url_token_path":false}}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","request":{"body":"","truncated":false,"query":"","content_type":"","url_token_path":false,"extra":1}}`, false},
+		{"schemas/rejected.v1.json", `{"reason":"malformed","detail":"d","status":400,"source":"192.0.2.1","received_at":"2026-11-24T09:15:03Z","event_id":"x",` + req + `}`, false},
 	}
 	for _, tc := range tests {
 		err := Validate(tc.schema, []byte(tc.data))
