@@ -3,6 +3,7 @@ package refresher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -128,6 +129,39 @@ func (r *Refresher) infoUser(ctx context.Context, bank BankStore, e tokenEntry) 
 	return info, err
 }
 
+// confirm asks info_user whether BankStore knows e's pair. It returns
+// refused = "" and err = nil when it does; a refusal reason (a Refused*
+// constant) when the pair must not be learnt; err alone when the call
+// failed and the message must be retried. A business error other than 1001
+// says more about our configuration (a wrong terminal password answers
+// 1003) than about the pair: it is counted as a refusal and also returned
+// as a permanent error, so the message is dead-lettered and can be
+// republished once the configuration is fixed.
+func (r *Refresher) confirm(ctx context.Context, e tokenEntry) (refused string, err error) {
+	bank, ok := r.banks[e.Terminal]
+	if !ok {
+		return RefusedTerminalNotConfigured, nil
+	}
+	_, err = r.infoUser(ctx, bank, e)
+	var (
+		be *bankstore.Error
+		ie *bankstore.InputError
+	)
+	switch {
+	case err == nil:
+		return "", nil
+	case isUserNotFound(err):
+		return RefusedUserNotFound, nil
+	case errors.As(err, &ie):
+		// The client will not send it (DS_TOKEN_USER too long, ...), so
+		// BankStore cannot know it either.
+		return RefusedInvalidToken, nil
+	case errors.As(err, &be):
+		return RefusedBankstoreError, bankstoreFailure(err)
+	}
+	return "", err
+}
+
 func (r *Refresher) removeUser(ctx context.Context, bank BankStore, e tokenEntry) error {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
@@ -158,6 +192,13 @@ type registrationData struct {
 // whose order was announced as a renewal completes it: that is how the
 // official plugins renew cards that must serve recurring charges
 // (a secure authorisation instead of a bare 107).
+//
+// IdUser and TokenUser are not covered by PAYCOMET's signature, so anyone
+// who saw a notification could replay it with other values. A new or changed
+// pair is therefore learnt only once BankStore info_user has confirmed it
+// (contract section 9); a pair it refuses is counted, dropped and used for
+// nothing else (no registration by order, no renewal), so it never replaces
+// a confirmed pair nor removes a user. An unchanged pair costs no call.
 func (r *Refresher) handleRegistration(ctx context.Context, d delivery) error {
 	var ev inEvent[registrationData]
 	if err := json.Unmarshal(d.msg.Data(), &ev); err != nil {
@@ -177,14 +218,34 @@ func (r *Refresher) handleRegistration(ctx context.Context, d delivery) error {
 	entry := tokenEntry{Terminal: data.Terminal, IDUser: *data.IDUser, TokenUser: data.TokenUser, LearntAt: r.now(),
 		LearntFrom: learntFrom{EventID: ev.ID, Type: ev.Type, Subject: d.msg.Subject(), StreamSequence: d.seq}}
 	kctx, cancel := r.kvCtx(ctx)
-	changed, err := r.store.learn(kctx, entry)
+	have, known, err := r.store.token(kctx, entry.Terminal, entry.IDUser)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("token registry: %w", err)
 	}
-	if changed {
+	if !known || have.TokenUser != entry.TokenUser {
+		refused, err := r.confirm(ctx, entry)
+		if refused != "" {
+			r.m.refused(refused)
+			r.log.Warn("card token refused; not learnt", "terminal", entry.Terminal, "id_user", entry.IDUser,
+				"reason", refused, "replaces_known_token", known, "source", source, "event_id", ev.ID, "err", err)
+		}
+		if err != nil {
+			return err // transient: retried; or permanent: dead-lettered
+		}
+		if refused != "" {
+			return nil
+		}
+		entry.ConfirmedAt = r.now()
+		kctx, cancel := r.kvCtx(ctx)
+		err = r.store.put(kctx, entry)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("token registry: %w", err)
+		}
 		r.m.learnt(source)
-		r.log.Info("card token learnt", "terminal", entry.Terminal, "id_user", entry.IDUser, "source", source, "event_id", ev.ID)
+		r.log.Info("card token learnt", "terminal", entry.Terminal, "id_user", entry.IDUser, "source", source,
+			"event_id", ev.ID, "replaced_known_token", known)
 	}
 	if data.Order == "" {
 		return nil

@@ -18,7 +18,28 @@ const (
 	MetricDeadLetters      = "paycomet_refresher_dead_letters_total"
 	MetricTokensLearnt     = "paycomet_refresher_tokens_learnt_total"
 	MetricRetries          = "paycomet_refresher_retries_total"
+	MetricTokensRefused    = "paycomet_refresher_tokens_refused_total"
 )
+
+// Reasons a new or changed IdUser -> TokenUser pair was not learnt, the
+// reason label of MetricTokensRefused.
+const (
+	// RefusedUserNotFound: info_user answered 1001, BankStore does not know
+	// the pair. IdUser and TokenUser are not signed, so a replayed
+	// notification with edited values ends here.
+	RefusedUserNotFound = "user_not_found"
+	// RefusedBankstoreError: info_user answered another PAYCOMET error code
+	// (the message is also dead-lettered, with the code).
+	RefusedBankstoreError = "bankstore_error"
+	// RefusedInvalidToken: the BankStore client refuses to send the token
+	// (longer than DS_TOKEN_USER allows, ...).
+	RefusedInvalidToken = "invalid_token"
+	// RefusedTerminalNotConfigured: the terminal has no BankStore
+	// credentials here, so nothing can confirm the pair.
+	RefusedTerminalNotConfigured = "terminal_not_configured"
+)
+
+var refusals = []string{RefusedUserNotFound, RefusedBankstoreError, RefusedInvalidToken, RefusedTerminalNotConfigured}
 
 // Outcomes, the kind label of MetricOutcomes: the four output events, and
 // what happened to messages that publish nothing.
@@ -59,6 +80,7 @@ type Metrics struct {
 	deadLetters    *prometheus.CounterVec   // cause
 	tokensLearnt   *prometheus.CounterVec   // source
 	retries        *prometheus.CounterVec   // message
+	tokensRefused  *prometheus.CounterVec   // reason
 	maxMonthsLabel int
 }
 
@@ -84,13 +106,16 @@ func NewMetrics(reg prometheus.Registerer, terminals []string) *Metrics {
 			Help: "Messages published on <prefix>.dlq, by cause. Each one needs an operator."},
 			[]string{"cause"}),
 		tokensLearnt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricTokensLearnt,
-			Help: "IdUser -> TokenUser pairs written to the registry (new or changed), by the event they came from."},
+			Help: "IdUser -> TokenUser pairs written to the registry (new or changed, each confirmed by info_user), by the event they came from."},
 			[]string{"source"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRetries,
 			Help: "Messages Nak'd with backoff after a transient failure, by message kind (notice, registration, renewal)."},
 			[]string{"message"}),
+		tokensRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricTokensRefused,
+			Help: "New or changed IdUser -> TokenUser pairs not learnt because info_user did not confirm them, by reason: user_not_found (1001), bankstore_error (another code), invalid_token, terminal_not_configured."},
+			[]string{"reason"}),
 	}
-	reg.MustRegister(m.notices, m.outcomes, m.bankSeconds, m.bankErrors, m.deadLetters, m.tokensLearnt, m.retries)
+	reg.MustRegister(m.notices, m.outcomes, m.bankSeconds, m.bankErrors, m.deadLetters, m.tokensLearnt, m.retries, m.tokensRefused)
 	// Pre-create the series alerting reads, so they exist at 0 and
 	// increase() sees the first event.
 	for _, k := range outcomes {
@@ -110,6 +135,9 @@ func NewMetrics(reg prometheus.Registerer, terminals []string) *Metrics {
 	}
 	for _, k := range []string{msgNotice, msgRegistration, msgRenewal} {
 		m.retries.WithLabelValues(k)
+	}
+	for _, k := range refusals {
+		m.tokensRefused.WithLabelValues(k)
 	}
 	return m
 }
@@ -145,5 +173,7 @@ func (m *Metrics) deadLetter(cause string) {
 }
 
 func (m *Metrics) learnt(source string) { m.tokensLearnt.WithLabelValues(source).Inc() }
+
+func (m *Metrics) refused(reason string) { m.tokensRefused.WithLabelValues(reason).Inc() }
 
 func (m *Metrics) retry(message string) { m.retries.WithLabelValues(message).Inc() }

@@ -3,7 +3,9 @@
 //
 //   - learns IdUser -> TokenUser (per terminal) from every OK event that
 //     carries both, card registrations (107) and payments with a token, into
-//     a durable key-value registry;
+//     a durable key-value registry, once BankStore info_user has confirmed
+//     a new or changed pair (those fields are not signed; a pair BankStore
+//     refuses is counted and dropped);
 //   - answers each card-expiry notice (108) with exactly one event:
 //     card.refresh_required (info_user found the card), card.token_invalid
 //     (info_user answered 1001) or card.token_unknown (no token learnt);

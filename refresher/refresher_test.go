@@ -64,8 +64,10 @@ func TestRefresherRefreshRequired(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("refresh_required data (-want +got):\n%s", d)
 	}
-	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 1 || calls[0].IDUser != 70001 || calls[0].ErrorID != 0 {
-		t.Errorf("info_user calls = %+v, want one for 70001", calls)
+	// One to confirm the 107's pair before learning it, one for the notice.
+	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 2 || calls[0].IDUser != 70001 || calls[0].ErrorID != 0 ||
+		calls[1].IDUser != 70001 || calls[1].ErrorID != 0 {
+		t.Errorf("info_user calls = %+v, want two for 70001 (confirmation, notice)", calls)
 	}
 
 	r.settle()
@@ -77,7 +79,8 @@ func TestRefresherRefreshRequired(t *testing.T) {
 		{refresher.MetricExpiryNotices, []string{"terminal", terminal, "months_to_expire", "1"}, 1},
 		{refresher.MetricOutcomes, []string{"kind", "refresh_required"}, 1},
 		{refresher.MetricTokensLearnt, []string{"source", "card_registration"}, 1},
-		{refresher.MetricBankstoreSeconds, []string{"operation", "info_user"}, 1},
+		{refresher.MetricBankstoreSeconds, []string{"operation", "info_user"}, 2},
+		{refresher.MetricTokensRefused, nil, 0},
 		{refresher.MetricBankstoreErrors, nil, 0},
 		{refresher.MetricDeadLetters, nil, 0},
 	} {
@@ -269,9 +272,9 @@ func TestRefresherRetriesUntilBankStoreRecovers(t *testing.T) {
 				t.Fatalf("output on %s, want refresh_required", m.Subject)
 			}
 			r.settle()
-			calls := r.calls(bankstore.OpInfoUser)
+			calls := r.calls(bankstore.OpInfoUser)[1:] // after the registration's confirmation
 			if len(calls) != 3 || calls[0].Failed != tc.mode || calls[1].Failed != tc.mode || calls[2].Failed != 0 {
-				t.Errorf("info_user calls = %+v, want two failed (%v) then one answered", calls, tc.mode)
+				t.Errorf("notice's info_user calls = %+v, want two failed (%v) then one answered", calls, tc.mode)
 			}
 			if got := r.metric(refresher.MetricRetries, "message", "notice"); got != 2 {
 				t.Errorf("retries = %v, want 2", got)
@@ -316,8 +319,8 @@ func TestRefresherDeadLetterAfterDeliveryLimit(t *testing.T) {
 		t.Errorf("dead letter original = %s, want the notice %s", dl.Original, notices[0].Data)
 	}
 	r.settle()
-	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 3 {
-		t.Errorf("info_user calls = %d, want 3 (one per delivery)", len(calls))
+	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 1+3 {
+		t.Errorf("info_user calls = %d, want 4 (the registration's confirmation, then one per delivery)", len(calls))
 	}
 	if out := r.outputs(); len(out) != 1 {
 		t.Errorf("outputs = %s, want only the dead letter", subjects(out))
@@ -329,16 +332,24 @@ func TestRefresherDeadLetterAfterDeliveryLimit(t *testing.T) {
 
 // A PAYCOMET business error other than 1001 is an outcome: no retry, a
 // dead letter at once with the code and its meaning. A wrong terminal
-// password makes the fake answer 1003 (invalid signature).
+// password makes the fake answer 1003 (invalid signature), here to the
+// confirmation of the registration's pair, which is therefore not learnt
+// (counted as refused) but kept in the dead letter for a republish once the
+// password is fixed; the notice finds no token.
 func TestRefresherBusinessErrorIsNotRetried(t *testing.T) {
 	r := newRig(t, withRefresherPassword("not-the-terminal-password"))
 	r.card(70009, "TOKbiz9", visa, "1226")
 	r.register("REG70009", 70009, "TOKbiz9")
+	r.settle()
 	r.expiry(70009, 1)
-	dl := data[refresher.DeadLetter](t, r.waitOutputs(1)[0])
+	out := r.waitOutputs(2)
+	dl := data[refresher.DeadLetter](t, out[0])
 	if dl.Cause != refresher.CauseBankstoreError || dl.ErrorCode != bankstore.CodeInvalidSignature || dl.Deliveries != 1 ||
-		dl.ErrorDescription != bankstore.ErrorMeaning(bankstore.CodeInvalidSignature) {
-		t.Errorf("dead letter = %+v, want bankstore_error 1003 on the first delivery", dl)
+		dl.ErrorDescription != bankstore.ErrorMeaning(bankstore.CodeInvalidSignature) || !strings.HasSuffix(dl.OriginalSubject, ".card_registration.ok") {
+		t.Errorf("dead letter = %+v, want bankstore_error 1003 for the registration on the first delivery", dl)
+	}
+	if !strings.HasSuffix(out[1].Subject, ".card.token_unknown") {
+		t.Errorf("notice gave %s, want token_unknown (the unconfirmed pair was not learnt)", out[1].Subject)
 	}
 	r.settle()
 	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 1 {
@@ -346,6 +357,9 @@ func TestRefresherBusinessErrorIsNotRetried(t *testing.T) {
 	}
 	if got := r.metric(refresher.MetricRetries); got != 0 {
 		t.Errorf("retries = %v, want 0", got)
+	}
+	if got := r.metric(refresher.MetricTokensRefused, "reason", refresher.RefusedBankstoreError); got != 1 {
+		t.Errorf("tokens refused{bankstore_error} = %v, want 1", got)
 	}
 }
 
@@ -409,8 +423,8 @@ func TestRefresherRedeliveredNoticeIsNotRepeated(t *testing.T) {
 	if len(out) != 1 || out[0].Event.ID != first.Event.ID {
 		t.Errorf("outputs after replays = %s, want only the first", subjects(out))
 	}
-	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 1 {
-		t.Errorf("info_user calls = %d, want 1", len(calls))
+	if calls := r.calls(bankstore.OpInfoUser); len(calls) != 2 {
+		t.Errorf("info_user calls = %d, want 2 (the registration's confirmation, the first notice)", len(calls))
 	}
 	if got := r.metric(refresher.MetricOutcomes, "kind", "already_processed"); got != 3 {
 		t.Errorf("already_processed = %v, want 3", got)
@@ -430,7 +444,7 @@ func TestRefresherShutdownFinishesInFlight(t *testing.T) {
 	r.bank.SetDelay(time.Second)
 	r.bank.FailNext(1, bankstoretest.FailDelay) // answered, but a second late
 	r.expiry(70012, 1)
-	testenv.Eventually(t, 10*time.Second, "info_user in flight", func() bool { return len(r.calls(bankstore.OpInfoUser)) > 0 })
+	testenv.Eventually(t, 10*time.Second, "the notice's info_user in flight", func() bool { return len(r.calls(bankstore.OpInfoUser)) > 1 })
 	r.shutdown()
 	if out := r.outputs(); len(out) != 1 || !strings.HasSuffix(out[0].Subject, ".card.refresh_required") {
 		t.Fatalf("outputs right after shutdown = %s, want refresh_required", subjects(out))
@@ -449,7 +463,7 @@ func TestRefresherRestartFinishesPendingNotice(t *testing.T) {
 	r.settle()
 	r.bank.FailNext(1, bankstoretest.FailHTTP500)
 	r.expiry(70013, 1)
-	testenv.Eventually(t, 10*time.Second, "the failed info_user", func() bool { return len(r.calls(bankstore.OpInfoUser)) >= 1 })
+	testenv.Eventually(t, 10*time.Second, "the notice's failed info_user", func() bool { return len(r.calls(bankstore.OpInfoUser)) >= 2 })
 	r.shutdown()
 	if out := r.outputs(); len(out) != 0 {
 		t.Fatalf("outputs before the restart: %s", subjects(out))
@@ -468,6 +482,10 @@ func TestRefresherRenewalRetriesRemoveUser(t *testing.T) {
 	r.card(70014, "OLDtoken14", visa, "1226")
 	r.register("REGold14", 70014, "OLDtoken14")
 	r.card(70015, "NEWtoken15", mc, "1130")
+	// The new pair is confirmed already (a payment with it), so the
+	// registration that completes the renewal asks BankStore nothing
+	// before remove_user.
+	r.notify(events.TypeAuthorization, func(o *demo.SampleOptions) { o.Order, o.IdUser, o.TokenUser = "PAY15", 70015, "NEWtoken15" })
 	r.renewal(`{"old_id_user": 70014, "order": "RENEW14"}`)
 	r.settle()
 	r.bank.FailNext(1, bankstoretest.FailSOAPFault)
@@ -490,18 +508,24 @@ func TestRefresherRenewalRetriesRemoveUser(t *testing.T) {
 }
 
 // A token the BankStore client refuses to send (longer than DS_TOKEN_USER's
-// 20 characters, like demo.Sample's default) cannot be fixed by a retry:
-// the notice is dead-lettered at once, cause bankstore_input.
+// 20 characters, like events.Sample's default) cannot be confirmed: it is
+// refused without a call and not learnt, so the notice finds no token.
 func TestRefresherTokenTheClientRefuses(t *testing.T) {
 	r := newRig(t)
 	long := "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	r.register("REGlong", 70016, long)
 	r.expiry(70016, 1)
-	dl := data[refresher.DeadLetter](t, r.waitOutputs(1)[0])
-	if dl.Cause != refresher.CauseBankstoreInput || dl.Deliveries != 1 || !strings.Contains(dl.Reason, "DS_TOKEN_USER") {
-		t.Errorf("dead letter = %+v, want bankstore_input naming DS_TOKEN_USER on the first delivery", dl)
+	if m := r.waitOutputs(1)[0]; !strings.HasSuffix(m.Subject, ".card.token_unknown") {
+		t.Errorf("notice gave %s %s, want token_unknown", m.Subject, m.Event.Data)
 	}
+	r.settle()
 	if calls := r.bank.Calls(); len(calls) != 0 {
 		t.Errorf("BankStore calls = %+v, want none", calls)
+	}
+	if got := r.metric(refresher.MetricTokensRefused, "reason", refresher.RefusedInvalidToken); got != 1 {
+		t.Errorf("tokens refused{invalid_token} = %v, want 1", got)
+	}
+	if got := r.metric(refresher.MetricDeadLetters); got != 0 {
+		t.Errorf("dead letters = %v, want 0", got)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/refresher"
 	"github.com/paycomet-notify/paycomet-notify/schemas"
@@ -101,16 +102,23 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.stream, err = publisher.EnsureStream(ctx, recvJS, publisher.StreamConfig{Name: stream, Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute}); err != nil {
+	streams, err := publisher.EnsureStreams(ctx, recvJS, publisher.StreamsConfig{Name: stream, Prefix: prefix, Replicas: 1,
+		DuplicateWindow: 10 * time.Minute, RejectedMaxBytes: 1 << 20, RejectedMaxAge: time.Hour})
+	if err != nil {
 		t.Fatal(err)
 	}
+	r.stream = streams.Events
 	kv, err := dedupe.NewJetStreamKV(ctx, recvJS, stream+"_DEDUPE", 1, dedupe.Options{ClaimTTL: 10 * time.Second, SeenTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := handler.New(handler.Config{Prefix: prefix, URLToken: secret.New(urlToken), MaxBodyBytes: 8192, PublishTimeout: 2 * time.Second},
+	t.Cleanup(func() { kv.Close() })
+	recvMetrics := notify.NewMetrics(prometheus.NewRegistry())
+	path := notify.New(notify.Config{Prefix: prefix, MaxBodyBytes: 8192, PublishTimeout: 2 * time.Second, DedupeTTL: 168 * time.Hour,
+		Terminals: []string{terminal, terminal2}},
 		events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)}),
-		kv, publisher.New(recvJS, stream), handler.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+		kv, publisher.New(recvJS, stream), publisher.New(recvJS, stream+publisher.RejectedSuffix), recvMetrics, slog.New(slog.DiscardHandler))
+	h, err := handler.New(handler.Config{URLToken: secret.New(urlToken), MaxBodyBytes: 8192}, path, recvMetrics, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +218,7 @@ func (r *rig) card(id int64, token, pan, mmyy string) {
 func (r *rig) notify(typ int, mod func(*demo.SampleOptions)) url.Values {
 	r.t.Helper()
 	o := demo.SampleOptions{Type: typ, MerchantCode: merchant, Terminal: terminal, Password: password,
-		MonthsToExpire: 1, When: now}
+		MonthsToExpire: 1, When: time.Now()} // the receiver refuses stale signed notifications by its own clock
 	if mod != nil {
 		mod(&o)
 	}

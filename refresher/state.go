@@ -17,7 +17,7 @@ import (
 //
 // <STREAM_NAME>_CARD_TOKENS, the registry, no expiry:
 //
-//	<terminal>.<id_user>                 tokenEntry: the TokenUser and where it was learnt
+//	<terminal>.<id_user>                 tokenEntry: the TokenUser (confirmed by info_user) and where it was learnt
 //
 // <STREAM_NAME>_REFRESHER, its own progress, expiring after Config.StateTTL:
 //
@@ -37,6 +37,9 @@ type tokenEntry struct {
 	TokenUser  string     `json:"token_user"`
 	LearntFrom learntFrom `json:"learnt_from"`
 	LearntAt   time.Time  `json:"learnt_at"`
+	// ConfirmedAt is when info_user confirmed the pair before it was
+	// stored; zero in entries written before confirmation existed.
+	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
 }
 
 // learntFrom says which event taught the registry a token, so an operator
@@ -129,6 +132,11 @@ func (s *store) token(ctx context.Context, terminal string, idUser int64) (token
 	var e tokenEntry
 	found, err := get(ctx, s.tokens, tokenKey(terminal, idUser), &e)
 	return e, found, err
+}
+
+// put records e, confirmed by the caller, whatever the registry held.
+func (s *store) put(ctx context.Context, e tokenEntry) error {
+	return put(ctx, s.tokens, tokenKey(e.Terminal, e.IDUser), e)
 }
 
 // learn records e unless the registry already has the same token for that
