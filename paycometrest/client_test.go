@@ -107,13 +107,25 @@ func TestGoldenRequests(t *testing.T) {
 		call               func(context.Context, *paycometrest.Client) error
 	}{
 		{"get_session_authorization", "/v1/ivr/get-session", `{"errorCode":0,"ivrResponse":true}`,
-			func(ctx context.Context, c *paycometrest.Client) error { _, err := c.GetSession(ctx, authorization()); return err }},
+			func(ctx context.Context, c *paycometrest.Client) error {
+				_, err := c.GetSession(ctx, authorization())
+				return err
+			}},
 		{"get_session_subscription_all_members", "/v1/ivr/get-session", `{"errorCode":0,"ivrResponse":true}`,
-			func(ctx context.Context, c *paycometrest.Client) error { _, err := c.GetSession(ctx, subscription()); return err }},
+			func(ctx context.Context, c *paycometrest.Client) error {
+				_, err := c.GetSession(ctx, subscription())
+				return err
+			}},
 		{"session_state", "/v1/ivr/session-state", `{"errorCode":0,"ivrResponse":true,"ivrSessionState":1,"ivrSessionResult":0,"ivrTimeLeft":90,"ivrDigitPan":4,"ivrDigitExp":0,"ivrDigitCvc":0}`,
-			func(ctx context.Context, c *paycometrest.Client) error { _, err := c.SessionState(ctx, ref); return err }},
+			func(ctx context.Context, c *paycometrest.Client) error {
+				_, err := c.SessionState(ctx, ref)
+				return err
+			}},
 		{"session_cancel", "/v1/ivr/session-cancel", `{"errorCode":0,"ivrResponse":true,"ivrSessionState":6}`,
-			func(ctx context.Context, c *paycometrest.Client) error { _, err := c.SessionCancel(ctx, ref); return err }},
+			func(ctx context.Context, c *paycometrest.Client) error {
+				_, err := c.SessionCancel(ctx, ref)
+				return err
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,11 +95,24 @@ func TestBoundsRefusedBeforeSending(t *testing.T) {
 	}
 	// The edges themselves are accepted, and are sent.
 	edges := []func(*paycometrest.SessionRequest){
-		func(r *paycometrest.SessionRequest) { r.Amount, r.Order, r.Terminal, r.ProviderID = 99999999, strings.Repeat("Z", 20), 99999, 999999 },
+		func(r *paycometrest.SessionRequest) {
+			r.Amount, r.Order, r.Terminal, r.ProviderID = 99999999, strings.Repeat("Z", 20), 99999, 999999
+		},
 		func(r *paycometrest.SessionRequest) { r.Type, r.Amount = paycometrest.TypeCardRegistration, 0 },
-		func(r *paycometrest.SessionRequest) { *r = subscription(); r.Subscription.End = "2031-02-01"; r.Subscription.PeriodicityDays = 365 },
-		func(r *paycometrest.SessionRequest) { *r = subscription(); r.Subscription.End = "2026-02-02"; r.Subscription.PeriodicityDays = 1 },
-		func(r *paycometrest.SessionRequest) { *r = subscription(); r.Subscription.Start, r.Subscription.End = "2028-02-29", "2033-02-28" },
+		func(r *paycometrest.SessionRequest) {
+			*r = subscription()
+			r.Subscription.End = "2031-02-01"
+			r.Subscription.PeriodicityDays = 365
+		},
+		func(r *paycometrest.SessionRequest) {
+			*r = subscription()
+			r.Subscription.End = "2026-02-02"
+			r.Subscription.PeriodicityDays = 1
+		},
+		func(r *paycometrest.SessionRequest) {
+			*r = subscription()
+			r.Subscription.Start, r.Subscription.End = "2028-02-29", "2033-02-28"
+		},
 	}
 	for i, e := range edges {
 		r := authorization()
