@@ -106,24 +106,32 @@ type Server struct {
 	calls    []Call
 }
 
-// Start runs a fake on addr ("127.0.0.1:0" picks a free port) until Close.
-func Start(addr string, cfg Config) (*Server, error) {
+// New returns a fake that only serves through ServeHTTP, for a server that
+// mounts it beside other handlers (cmd/paycomet-fake); URL is left empty.
+func New(cfg Config) (*Server, error) {
 	if cfg.MerchantCode == "" || cfg.Terminal == "" || cfg.Password == "" {
 		return nil, errors.New("bankstoretest: merchant code, terminal and password are required")
+	}
+	return &Server{
+		cfg:      cfg,
+		password: secret.New(cfg.Password),
+		closed:   make(chan struct{}),
+		delay:    2 * time.Second,
+		state:    newState(),
+	}, nil
+}
+
+// Start runs a fake on addr ("127.0.0.1:0" picks a free port) until Close.
+func Start(addr string, cfg Config) (*Server, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("bankstoretest: %w", err)
 	}
-	s := &Server{
-		URL:      "http://" + ln.Addr().String() + "/gateway/xml-bankstore",
-		cfg:      cfg,
-		password: secret.New(cfg.Password),
-		ln:       ln,
-		closed:   make(chan struct{}),
-		delay:    2 * time.Second,
-		state:    newState(),
-	}
+	s.URL, s.ln = "http://"+ln.Addr().String()+"/gateway/xml-bankstore", ln
 	s.hs = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	s.served.Add(1)
 	go func() {
@@ -149,14 +157,19 @@ func NewServer(t testing.TB, merchantCode, terminal, password string) *Server {
 func (s *Server) Close() {
 	s.once.Do(func() {
 		close(s.closed)
-		s.hs.Close()
+		if s.hs != nil {
+			s.hs.Close()
+		}
 		s.served.Wait()
 	})
 }
 
 // Shutdown stops accepting and waits for answers in flight, up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.hs.Shutdown(ctx)
+	var err error
+	if s.hs != nil {
+		err = s.hs.Shutdown(ctx)
+	}
 	s.Close()
 	return err
 }
