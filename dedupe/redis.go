@@ -124,17 +124,14 @@ func (r *Redis) markDown() {
 	}
 }
 
-// failed tells whether err from a call made with ctx means Redis is
-// unreachable or too slow, and marks the store down if so. A reply from the
-// server (an error Redis sent, such as NOSCRIPT or OOM) says Redis is there;
-// a caller that cancelled, or whose deadline had passed before the call, says
-// nothing about Redis.
+// failed tells whether err (not nil, not redis.Nil) from a call made with ctx
+// means Redis is unreachable or too slow, and marks the store down if so. A
+// reply from the server (an error Redis sent, such as NOSCRIPT or OOM) says
+// Redis is there; so does a caller that cancelled. (A caller whose deadline
+// had passed before the call never gets here: see available.)
 func (r *Redis) failed(ctx context.Context, err error) {
 	var reply redis.Error
-	switch {
-	case err == nil, errors.Is(err, redis.Nil), errors.As(err, &reply):
-		return
-	case errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled:
+	if errors.As(err, &reply) || (errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled) {
 		return
 	}
 	r.markDown()
@@ -230,11 +227,11 @@ func (r *Redis) claim(ctx context.Context, key, token string) (Lease, Status, er
 	if err == nil {
 		prev, err = cmd.Result()
 	}
-	r.failed(ctx, err)
 	if errors.Is(err, redis.Nil) {
 		return Lease{Key: key, token: token}, Claimed, nil
 	}
 	if err != nil {
+		r.failed(ctx, err)
 		return Lease{Key: key}, 0, fmt.Errorf("redis claim %s: %w", key, err)
 	}
 	if fp, seen := parseSeen(prev); seen {
@@ -265,8 +262,8 @@ func (r *Redis) MarkSeen(ctx context.Context, l Lease, fingerprint string) error
 	if err == nil {
 		err = cmd.Err()
 	}
-	r.failed(ctx, err)
 	if err != nil {
+		r.failed(ctx, err)
 		return fmt.Errorf("redis mark seen %s: %w", l.Key, err)
 	}
 	return nil
@@ -283,9 +280,8 @@ func (r *Redis) Release(ctx context.Context, l Lease) error {
 	}
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	err := releaseScript.Run(ctx, r.c, []string{r.key(l.Key)}, l.token).Err()
-	r.failed(ctx, err)
-	if err != nil {
+	if err := releaseScript.Run(ctx, r.c, []string{r.key(l.Key)}, l.token).Err(); err != nil {
+		r.failed(ctx, err)
 		return fmt.Errorf("redis release %s: %w", l.Key, err)
 	}
 	return nil
@@ -296,9 +292,8 @@ func (r *Redis) Release(ctx context.Context, l Lease) error {
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	err := r.c.Ping(ctx).Err()
-	r.failed(ctx, err)
-	if err != nil {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		r.failed(ctx, err)
 		return fmt.Errorf("redis ping: %w", err)
 	}
 	r.up.Store(true)
