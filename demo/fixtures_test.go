@@ -60,7 +60,7 @@ func fixtureCases() []struct {
 		{"deferred_preauthorization_confirm_ko", SampleOptions{Type: 16, When: winter.Add(2 * time.Hour), Order: "DP-2026-000011", Amount: 20000, Response: "KO", ErrorID: 152}, nil},
 		{"chargeback_ok", SampleOptions{Type: 106, When: winter.AddDate(0, 0, 30), Order: pay, Amount: 600}, nil},
 		{"card_registration_ok", SampleOptions{Type: 107, When: winter, Order: "4711_1", IdUser: 4823117}, nil},
-		{"card_registration_ko", SampleOptions{Type: 107, When: winter, Order: "4711_1", Response: "KO", ErrorID: 1005}, nil},
+		{"card_registration_ko", SampleOptions{Type: 107, When: winter.Add(-2 * time.Minute), Order: "4711_1", Response: "KO", ErrorID: 1005}, nil},
 		{"card_expiry", SampleOptions{Type: 108, When: winter, IdUser: 4823117, MonthsToExpire: 1}, nil},
 		{"card_expiry_signed", SampleOptions{Type: 108, When: winter, IdUser: 4823117, MonthsToExpire: 2, Signed: true}, nil},
 		{"operation_109_ok", SampleOptions{Type: 109, When: winter, Order: "PN-2026-000600", Amount: 4500, IdUser: 4823117}, nil},

@@ -25,14 +25,14 @@ func benchForm(b *testing.B) url.Values {
 // this package for one type-1 notification.
 func BenchmarkAuthenticateParseEncode(b *testing.B) {
 	v := demoVerifier()
-	f := benchForm(b)
+	f := FormFromValues(benchForm(b))
 	b.ReportAllocs()
 	for b.Loop() {
-		a, err := v.Authenticate(f, Channel{})
+		a, err := v.Authenticate(f.Values(), Channel{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := Parse(FormFromValues(f), a, receivedAt)
+		e, err := Parse(f, a, receivedAt)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,5 +65,48 @@ func BenchmarkAuthenticateBadSignature(b *testing.B) {
 		if _, err := v.Authenticate(f, Channel{}); !errors.Is(err, ErrBadSignature) {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeForm is DecodeForm on a type-1 body, next to
+// BenchmarkParseQuery (what the handler called before).
+func BenchmarkDecodeForm(b *testing.B) {
+	body, err := os.ReadFile(filepath.Join(fixtureDir, "authorization_ok.form"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeForm(body, "tpvLstr=notify"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseQuery(b *testing.B) {
+	body, err := os.ReadFile(filepath.Join(fixtureDir, "authorization_ok.form"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := url.ParseQuery(string(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		q, _ := url.ParseQuery("tpvLstr=notify")
+		for k, vs := range q {
+			f[k] = append(f[k], vs...)
+		}
+	}
+}
+
+// BenchmarkFingerprint is what the receiver adds per accepted notification
+// to tell identical copies from conflicting ones.
+func BenchmarkFingerprint(b *testing.B) {
+	f := benchForm(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Fingerprint(f)
 	}
 }

@@ -187,3 +187,19 @@ func rejectedFor(err error, status int, f url.Values, body, source string) Event
 		ReceivedAt: receivedAt,
 	})
 }
+
+// wantSigned is data.signed_fields of a form that formula verified: the
+// formula's inputs (notifications doc section 5) that the form carries.
+func wantSigned(formula string, f url.Values) []string {
+	names := []string{"TpvID", "TransactionType", "Order", "Amount", "Currency", "BankDateTime", "Response"}
+	if formula == "B" {
+		names = []string{"TpvID", "TransactionType", "Order", "DateTime"}
+	}
+	out := []string{}
+	for _, n := range names {
+		if f.Has(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -92,21 +92,20 @@ func TestIDDifferentNotificationsDiffer(t *testing.T) {
 		{"KO then OK of one order", payKO, payOK},
 		{"refund and the payment it refunds", payOK, set(payOK, "TransactionType", "2")},
 		{"two partial refunds of one order", refund1, refund2},
-		{"two partial refunds, same time and amount, different AuthCode", refund1, set(refund1, "AuthCode", "333333/3")},
 		{"chargeback and the payment", payOK, set(payOK, "TransactionType", "106")},
 		{"preauthorization and its confirmation", set(payOK, "TransactionType", "3"), set(payOK, "TransactionType", "6", "AuthCode", "999999/9")},
 		{"two KO attempts of one order", payKO, set(payKO, "BankDateTime", "20261124101600")},
-		{"two KO attempts, different errors", payKO, set(payKO, "ErrorID", "184")},
 		{"pending then OK", set(payOK, "Response", "SF"), payOK},
 		{"OK without AuthCode, different amounts", set(payOK, "AuthCode", ""), set(payOK, "AuthCode", "", "Amount", "999")},
 		{"OK without AuthCode, different times", set(payOK, "AuthCode", ""), set(payOK, "AuthCode", "", "BankDateTime", "20261124101501")},
-		{"OK with and without AuthCode", payOK, set(payOK, "AuthCode", "")},
 		{"successive expiry notices", cardExpiryForm(), set(cardExpiryForm(), "MonthsToExpire", "1")},
 		{"expiry notices of two cards", cardExpiryForm(), set(cardExpiryForm(), "IdUser", "4823118")},
-		{"card registration KO then OK", cardRegistrationForm("KO"), cardRegistrationForm("OK")},
-		{"two card registrations of one order", cardRegistrationForm("OK"), set(cardRegistrationForm("OK"), "IdUser", "4823118")},
+		{"card registration KO then OK a second later", cardRegistrationForm("KO"), set(cardRegistrationForm("OK"), "DateTime", "20261124101501")},
+		{"two card registrations of one order", cardRegistrationForm("OK"), set(cardRegistrationForm("OK"), "IdUser", "4823118", "DateTime", "20261124111500")},
+		{"card registration on another order", cardRegistrationForm("OK"), set(cardRegistrationForm("OK"), "Order", "4711_2")},
 		{"two failed card registrations", cardRegistrationForm("KO"), set(cardRegistrationForm("KO"), "DateTime", "20261124101501")},
-		{"unknown type, any field", set(payOK, "TransactionType", "200"), set(payOK, "TransactionType", "200", "Language", "EN")},
+		{"unknown type, a signed field", set(payOK, "TransactionType", "200"), set(payOK, "TransactionType", "200", "Amount", "1001")},
+		{"formula A and B inputs of an unknown type", set(payOK, "TransactionType", "200"), set(payOK, "TransactionType", "200", "Amount", "", "Currency", "", "BankDateTime", "", "Response", "", "DateTime", "20261124101500")},
 		{"unknown type and a known one", set(payOK, "TransactionType", "109"), payOK},
 		{"two unknown types", set(payOK, "TransactionType", "109"), set(payOK, "TransactionType", "110")},
 	}
@@ -115,6 +114,47 @@ func TestIDDifferentNotificationsDiffer(t *testing.T) {
 			a, b := idOfForm(t, p.a), idOfForm(t, p.b)
 			if a == b {
 				t.Errorf("both notifications have ID %s", a)
+			}
+		})
+	}
+}
+
+// TestIDFromSignedFieldsOnly holds the replay cases of issue 8: a copy of a
+// signed notification with fields the signature does not cover edited,
+// added or dropped has the same event id (so the receiver treats it as a
+// duplicate) and a different Fingerprint (so it is recognised as a
+// conflicting copy). Under the v1 scheme each of these minted a new id.
+func TestIDFromSignedFieldsOnly(t *testing.T) {
+	payOK := set(paymentForm("1", "PN-1", "OK"), "IdUser", "4823117", "TokenUser", "tokA")
+	reg := cardRegistrationForm("OK")
+	op := set(paymentForm("20", "PN-1", "OK"), "Language", "ES")
+	cases := []struct {
+		name       string
+		orig, copy url.Values
+	}{
+		{"type 1, AuthCode edited", payOK, set(payOK, "AuthCode", "999999/1")},
+		{"type 1, IdUser edited", payOK, set(payOK, "IdUser", "1")},
+		{"type 1, TokenUser edited", payOK, set(payOK, "TokenUser", "tokEvil")},
+		{"type 1, ErrorID edited", payOK, set(payOK, "ErrorID", "105")},
+		{"type 1, all four edited", payOK, set(payOK, "AuthCode", "1/1", "IdUser", "2", "TokenUser", "x", "ErrorID", "1")},
+		{"type 1, AuthCode dropped", payOK, set(payOK, "AuthCode", "")},
+		{"type 1 KO, ErrorID edited", paymentForm("1", "PN-1", "KO"), set(paymentForm("1", "PN-1", "KO"), "ErrorID", "184")},
+		{"107, IdUser edited", reg, set(reg, "IdUser", "1")},
+		{"107, TokenUser edited", reg, set(reg, "TokenUser", "tokEvil")},
+		{"107, IdUser and TokenUser edited", reg, set(reg, "IdUser", "1", "TokenUser", "tokEvil")},
+		{"operation_20, a field added", op, set(op, "IdUser", "4823117")},
+		{"operation_20, a field edited", op, set(op, "Language", "EN")},
+		{"operation_20, a legacy signature added", op, set(op, "ExtendedSignature", "abc")},
+		{"known limit: two partial refunds, same amount and second", set(paymentForm("2", "PN-1", "OK"), "Amount", "400"), set(paymentForm("2", "PN-1", "OK"), "Amount", "400", "AuthCode", "333333/3")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := idOfForm(t, c.orig), idOfForm(t, c.copy)
+			if a != b {
+				t.Errorf("a copy with unsigned fields changed got ID %s, the original %s", b, a)
+			}
+			if Fingerprint(c.orig) == Fingerprint(c.copy) {
+				t.Errorf("Fingerprint does not tell the copy from the original")
 			}
 		})
 	}
@@ -133,13 +173,6 @@ func TestIDDiffersPerTerminal(t *testing.T) {
 	}
 	if a.ID == b.ID {
 		t.Errorf("one order on two terminals: both ID %s", a.ID)
-	}
-}
-
-func TestIDIgnoresSignatureFieldsOfUnknownTypes(t *testing.T) {
-	f := set(paymentForm("200", "PN-1", "OK"), "ExtendedSignature", "abc")
-	if a, b := idOfForm(t, f), idOfForm(t, set(f, "ExtendedSignature", "")); a != b {
-		t.Errorf("a legacy signature changed the ID: %s, %s", a, b)
 	}
 }
 

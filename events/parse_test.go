@@ -38,6 +38,7 @@ func wantPayment(typ int, response string, f url.Values, formula string) Payment
 		Meta: Meta{
 			AuthenticatedBy:  AuthSignature,
 			SignatureFormula: formula,
+			SignedFields:     wantSigned(formula, f),
 			ReceivedAt:       receivedAt,
 			Raw:              rawOf(f),
 		},
@@ -157,7 +158,7 @@ func TestParseTypes(t *testing.T) {
 		d := CardRegistration{
 			Terminal: tTerminal, TransactionType: 107, Order: "4711_1", Response: resp,
 			DateTime: winterBank,
-			Meta:     Meta{AuthenticatedBy: AuthSignature, SignatureFormula: "B", ReceivedAt: receivedAt, Raw: rawOf(signed)},
+			Meta:     Meta{AuthenticatedBy: AuthSignature, SignatureFormula: "B", SignedFields: wantSigned("B", signed), ReceivedAt: receivedAt, Raw: rawOf(signed)},
 		}
 		if resp == "OK" {
 			d.Details = Details{ErrorID: ptr(0), IDUser: ptr(int64(4823117)), TokenUser: "xFDZpKdgFFs1BS2hSFxDPSGNIGcyuNmH"}
@@ -174,7 +175,7 @@ func TestParseTypes(t *testing.T) {
 		"4823117", receivedAt, "schemas/card_expiry.v1.json", CardExpiry{
 			Terminal: tTerminal, TransactionType: 108, TransactionName: "Caducidad tarjeta", IDUser: 4823117,
 			MonthsToExpire: 2, Name: "Demo shop", Domain: "shop.example.com",
-			Meta: Meta{AuthenticatedBy: AuthURLToken, ReceivedAt: receivedAt, Raw: rawOf(exp)},
+			Meta: Meta{AuthenticatedBy: AuthURLToken, SignedFields: []string{}, ReceivedAt: receivedAt, Raw: rawOf(exp)},
 		}})
 
 	unknown := paymentForm("200", "PN-1", "OK")
@@ -187,7 +188,7 @@ func TestParseTypes(t *testing.T) {
 			Amount: ptr(int64(1000)), Currency: "EUR", AmountDisplay: "10.00", BankDateTime: winterBank,
 			AuthCode: "802335/120098123810102711053606007000", MonthsToExpire: ptr(3),
 			Details: Details{ErrorID: ptr(0)},
-			Meta:    Meta{AuthenticatedBy: AuthSignature, SignatureFormula: "A", ReceivedAt: receivedAt, Raw: rawOf(unknownSigned)},
+			Meta:    Meta{AuthenticatedBy: AuthSignature, SignatureFormula: "A", SignedFields: wantSigned("A", unknown), ReceivedAt: receivedAt, Raw: rawOf(unknownSigned)},
 		}})
 
 	bare := url.Values{"TransactionType": {"109"}, "TpvID": {tTerminal}, "Amount": {"12.50"}, "Currency": {"euro"}, "BankDateTime": {"yesterday"}}
@@ -195,7 +196,7 @@ func TestParseTypes(t *testing.T) {
 	rows = append(rows, row{"unknown type, only the type", bare, "paycomet.31337.operation_109.notice",
 		"paycomet.operation_109.notice", "", receivedAt, "schemas/operation.v1.json", OtherOperation{
 			Terminal: tTerminal, TransactionType: 109,
-			Meta: Meta{AuthenticatedBy: AuthSignature, SignatureFormula: "A", ReceivedAt: receivedAt, Raw: rawOf(bareSigned)},
+			Meta: Meta{AuthenticatedBy: AuthSignature, SignatureFormula: "A", SignedFields: []string{"TpvID", "TransactionType", "Amount", "Currency", "BankDateTime"}, ReceivedAt: receivedAt, Raw: rawOf(bareSigned)},
 		}})
 
 	for _, tc := range rows {

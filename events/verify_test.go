@@ -156,7 +156,8 @@ func TestAuthenticateSignatures(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Authenticate() = %v, want nil", err)
 				}
-				want := Auth{Terminal: tTerminal, Method: AuthSignature, Formula: r.wantFormula, Type: typ}
+				want := Auth{Terminal: tTerminal, Method: AuthSignature, Formula: r.wantFormula, Type: typ,
+					SignedFields: wantSigned(r.wantFormula, r.form)}
 				if diff := cmp.Diff(want, a); diff != "" {
 					t.Errorf("Authenticate() mismatch (-want +got):\n%s", diff)
 				}
