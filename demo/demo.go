@@ -1,6 +1,6 @@
 // Package demo holds the public demo credentials and the sample
 // notification generator: what `serve --demo`, `send`, `loadgen`,
-// `bankstore-fake` and tests use to produce notifications PAYCOMET would
+// `paycomet-fake` and tests use to produce notifications PAYCOMET would
 // post. It is not the domain (package events is): nothing here may protect
 // real money, and nothing in the receiver's path depends on it except
 // config.ApplyDemo.
@@ -26,7 +26,7 @@ const (
 	URLToken     = "demo-url-token-0123456789abcdef"
 
 	// The demo card: `send --demo` registers it (107) and announces its
-	// expiry (108), and `bankstore-fake` knows it, so the refresher's whole
+	// expiry (108), and `paycomet-fake` knows it, so the refresher's whole
 	// flow runs without flags. It expires in December 2026.
 	IDUser     int64 = 4242
 	TokenUser        = "DEMOtoken4242"

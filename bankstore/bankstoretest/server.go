@@ -1,6 +1,6 @@
 // Package bankstoretest is an in-process fake of PAYCOMET's BankStore XML
 // service over real HTTP, for tests that must not reach PAYCOMET (the
-// bankstore client's, the refresher's) and for demos (cmd/bankstore-fake).
+// bankstore client's, the refresher's) and for demos (cmd/paycomet-fake).
 //
 // It speaks the same SOAP as the real service, checks every request's
 // merchant code, terminal and signature with the formulas of the seed's
