@@ -18,8 +18,9 @@ const MaxFields = 1000
 // holds the decoded bytes exactly (a Go string may hold invalid UTF-8), which
 // is what the signature and Fingerprint read; for every field whose name or
 // one of whose values is not valid UTF-8, Form also remembers the wire text
-// (exactly as received, e.g. "%ff"), which is what data.raw shows instead of
-// bytes JSON cannot carry. The zero Form has no fields.
+// (exactly as received, e.g. "%ff"; a byte that arrived unescaped and is
+// not UTF-8 written as %XX, which decodes the same), which is what data.raw
+// shows instead of bytes JSON cannot carry. The zero Form has no fields.
 type Form struct {
 	values url.Values
 	// wire is set only for fields with invalid UTF-8 in the name or a value:
@@ -96,13 +97,13 @@ func (f *Form) add(name, value, wireName, wireValue string) {
 	if w == nil {
 		// The field becomes percent-encoded now: its earlier values (valid
 		// UTF-8, decoded) are given their canonical escape.
-		w = &wireField{name: wireName, values: make([]string, 0, len(prev)+1)}
+		w = &wireField{name: validText(wireName), values: make([]string, 0, len(prev)+1)}
 		for _, v := range prev {
 			w.values = append(w.values, url.QueryEscape(v))
 		}
 		f.wire[name] = w
 	}
-	w.values = append(w.values, wireValue)
+	w.values = append(w.values, validText(wireValue))
 }
 
 // FormFromValues makes a Form of fields that were decoded already (tests,

@@ -12,16 +12,25 @@ import (
 // that no two lists of parts encode alike. Fixed-length lower-case hex is
 // safe as a NATS KV key and as Nats-Msg-Id.
 //
-//	signed, formula A:  "v2" | "signed" | "A" | terminal | TransactionType | Order | Amount | Currency | BankDateTime | Response
-//	signed, formula B:  "v2" | "signed" | "B" | terminal | TransactionType | Order | DateTime
+//	signed, formula A:  "v2" | "signed" | terminal | terminal‖TransactionType‖Order‖Amount‖Currency | BankDateTime‖Response
+//	signed, formula B:  "v2" | "signed" | terminal | terminal‖TransactionType‖Order‖DateTime | ""
 //	card expiry (108):  "v2" | "card_expiry" | terminal | IdUser | MonthsToExpire
 //	rejected:           random, see Rejected
 //
-// The values are the received bytes, exactly what the NotificationHash
-// covers; terminal is the one the signature was checked with (TpvID, or the
+// A signed key is the string the NotificationHash covers, in two parts cut
+// where md5hex(Password) sits, without the merchant code and the password
+// (configuration, and the password secret); the values are the received
+// bytes; terminal is the one the signature was checked with (TpvID, or the
 // single configured terminal when TpvID is absent, which gives the same
-// hash). Types that try A and then B (106, operation_N) use whichever
-// formula matched.
+// hash). The key is that string, not the fields one by one, because the
+// signature does not see where one field ends: Order "PN-11" with Amount
+// "000" is signed exactly like Order "PN-1" with Amount "1000", and a key
+// of separate fields would give such an edited replay a new id. For the same
+// reason the key does not say which formula matched: types that try A and
+// then B (106, operation_N) can be edited so that the other formula's
+// string is the one signed (a B-signed notice with Amount set to its
+// DateTime and Currency, BankDateTime and Response emptied verifies with A),
+// and such a copy keeps its id.
 //
 // Why signed fields only: the signature covers its formula's fields and
 // nothing else, and every published event's raw carries its hash. When the
@@ -60,16 +69,26 @@ func ID(parts ...string) string {
 	var buf [256]byte
 	b := buf[:0]
 	for _, p := range parts {
-		b = strconv.AppendInt(b, int64(len(p)), 10)
-		b = append(b, ':')
-		b = append(b, p...)
+		b = appendPart(b, p)
 	}
+	return idOf(b)
+}
+
+// appendPart writes one key part, length-prefixed.
+func appendPart[S string | []byte](b []byte, p S) []byte {
+	b = strconv.AppendInt(b, int64(len(p)), 10)
+	b = append(b, ':')
+	return append(b, p...)
+}
+
+// idOf is the id of an encoded list of parts.
+func idOf(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
-// signedKey is the id of a signature-authenticated notification: its
-// formula's inputs, as received (form's decoded bytes, what was hashed).
+// signedKey is the id of a signature-authenticated notification: the
+// string its formula hashed (form's decoded bytes), split at the password.
 func signedKey(formula, terminal string, form url.Values) string {
 	get := func(name string) string {
 		if vs := form[name]; len(vs) > 0 {
@@ -77,11 +96,28 @@ func signedKey(formula, terminal string, form url.Values) string {
 		}
 		return ""
 	}
+	var buf [hashBufSize]byte
+	head := append(buf[:0], terminal...)
+	head = append(head, get(fTransactionType)...)
+	head = append(head, get(fOrder)...)
+	var tail []byte
 	if formula == "B" {
-		return ID(keyScheme, "signed", "B", terminal, get(fTransactionType), get(fOrder), get(fDateTime))
+		head = append(head, get(fDateTime)...)
+	} else {
+		head = append(head, get(fAmount)...)
+		head = append(head, get(fCurrency)...)
+		n := len(head)
+		head = append(head, get(fBankDateTime)...)
+		head = append(head, get(fResponse)...)
+		head, tail = head[:n], head[n:]
 	}
-	return ID(keyScheme, "signed", "A", terminal, get(fTransactionType), get(fOrder), get(fAmount),
-		get(fCurrency), get(fBankDateTime), get(fResponse))
+	var kbuf [hashBufSize + 64]byte
+	k := appendPart(kbuf[:0], keyScheme)
+	k = appendPart(k, "signed")
+	k = appendPart(k, terminal)
+	k = appendPart(k, head)
+	k = appendPart(k, tail)
+	return idOf(k) // = ID(keyScheme, "signed", terminal, string(head), string(tail))
 }
 
 func cardExpiryKey(terminal string, idUser int64, monthsToExpire int) string {

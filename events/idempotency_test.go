@@ -202,3 +202,65 @@ func TestRejectedID(t *testing.T) {
 		seen[e.ID] = true
 	}
 }
+
+// TestSignedKeyIsID: signedKey builds ID's encoding itself (to save two
+// string allocations); it must give what ID gives.
+func TestSignedKeyIsID(t *testing.T) {
+	f := paymentForm("1", "PN-1", "OK")
+	if got, want := signedKey("A", tTerminal, f), ID(keyScheme, "signed", tTerminal, tTerminal+"1PN-11000EUR", "20261124101500OK"); got != want {
+		t.Errorf("signedKey(A) = %s, ID gives %s", got, want)
+	}
+	g := cardRegistrationForm("OK")
+	if got, want := signedKey("B", tTerminal, g), ID(keyScheme, "signed", tTerminal, tTerminal+"1074711_120261124101500", ""); got != want {
+		t.Errorf("signedKey(B) = %s, ID gives %s", got, want)
+	}
+}
+
+// TestIDFollowsTheSignedString: the signature does not see field
+// boundaries or which formula was used, so neither may the id. Each copy
+// below verifies with the original's NotificationHash; with a key of
+// separate fields (the first v2 draft) each got a new id.
+func TestIDFollowsTheSignedString(t *testing.T) {
+	orig := paymentForm("1", "PN-1", "OK")
+	orig.Set("NotificationHash", refHashA(tMerchant, tTerminal, tPassword, orig))
+	shifted := set(orig, "Order", "PN-11", "Amount", "000")
+
+	b := url.Values{"TransactionType": {"200"}, "TpvID": {tTerminal}, "Order": {"X-1"}, "DateTime": {"20261124101500"},
+		"Response": {"OK"}, "Amount": {"5"}, "Currency": {"EUR"}}
+	b.Set("NotificationHash", refHashB(tMerchant, tTerminal, tPassword, b))
+	asA := set(b, "Amount", "20261124101500", "Currency", "", "Response", "")
+	delete(asA, "Currency")
+	delete(asA, "Response")
+
+	v := testVerifier()
+	for _, c := range []struct {
+		name       string
+		orig, copy url.Values
+		formulas   string
+	}{
+		{"Order and Amount shifted", orig, shifted, "AA"},
+		{"B-signed notice made to verify with A", b, asA, "BA"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a1, err := v.Authenticate(c.orig, Channel{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a2, err := v.Authenticate(c.copy, Channel{})
+			if err != nil {
+				t.Fatalf("the copy does not verify: %v", err)
+			}
+			if a1.Formula+a2.Formula != c.formulas {
+				t.Fatalf("formulas %s%s, want %s", a1.Formula, a2.Formula, c.formulas)
+			}
+			e1, err1 := Parse(FormFromValues(c.orig), a1, receivedAt)
+			e2, err2 := Parse(FormFromValues(c.copy), a2, receivedAt)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if e1.ID != e2.ID {
+				t.Errorf("copy got ID %s, original %s", e2.ID, e1.ID)
+			}
+		})
+	}
+}
