@@ -23,6 +23,7 @@ commands:
   bankstore   call one BankStore XML operation: bankstore <operation> < request.json
   send        post one signed sample notification to a receiver
   loadgen     load-test a receiver and verify every accepted notification arrived once
+  ivr         IVR phone payments over PAYCOMET REST: ivr start|state|cancel < request.json, ivr pay
   version     print the version
 
 Configuration is read from the environment; see README.md.
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 		return runSend(ctx, rest, env, stdout, stderr)
 	case "bankstore":
 		return runBankstore(ctx, rest, env, stdin, stdout, stderr)
+	case "ivr":
+		return runIVR(ctx, rest, env, stdin, stdout, stderr)
 	case "loadgen":
 		return runLoadgen(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
