@@ -17,4 +17,17 @@ command -v redis-server >/dev/null 2>&1 || { echo "test.sh: redis-server still m
 
 go version
 
-go test -race -count=1 -timeout 20m "$@" ./...
+# The whole output goes to the terminal as it comes; on failure the failing
+# tests and packages are repeated at the end, so a long busy-machine run
+# still shows what failed in its last lines.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+go test -race -count=1 -timeout 20m "$@" ./... 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" -ne 0 ]; then
+	echo "test.sh: go test failed (exit $rc):" >&2
+	grep -E '^\s*--- FAIL|^FAIL|^panic:|timed out' "$log" >&2 || true
+fi
+exit "$rc"
