@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzNotification feeds arbitrary bodies through the handler's calls, once
@@ -23,17 +25,19 @@ func FuzzNotification(f *testing.F) {
 	f.Add("TransactionType=200&TpvID=1000&Order=%E2%80%A8&Amount=1&Amount=1")
 	v := demoVerifier()
 	f.Fuzz(func(t *testing.T, body string) {
-		form, err := url.ParseQuery(body)
+		form, err := DecodeForm([]byte(body), "")
 		if err != nil {
-			return // the handler answers 400 before calling us
+			return // the notification path answers 400 before calling us
 		}
 		check(t, v, form)
-		Sign(form, demoMerchant, demoPassword)
-		check(t, v, form)
+		vals := clone(form.Values())
+		Sign(vals, demoMerchant, demoPassword)
+		check(t, v, FormFromValues(vals))
 	})
 }
 
-func check(t *testing.T, v *Verifier, form url.Values) {
+func check(t *testing.T, v *Verifier, f Form) {
+	form := f.Values()
 	ev, err := func() (Event, error) {
 		a, err := v.Authenticate(form, Channel{AllowedIP: true})
 		if err != nil {
@@ -42,7 +46,7 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		if a.Method == "" || a.Terminal != demoTerminal || a.Type <= 0 {
 			t.Fatalf("Authenticate() succeeded with %+v", a)
 		}
-		return Parse(FormFromValues(form), a, receivedAt)
+		return Parse(f, a, receivedAt)
 	}()
 	var fe *FieldError
 	var ae *AuthError
@@ -68,7 +72,10 @@ func check(t *testing.T, v *Verifier, form url.Values) {
 		strings.ContainsAny(topic, " *>\t\r\n") {
 		t.Fatalf("Topic() = %q", topic)
 	}
-	validate(t, ev)
+	b := validate(t, ev)
+	if !utf8.Valid(b) {
+		t.Fatalf("encoded event is not valid UTF-8: %q", b)
+	}
 	if fast, ok := ev.encodeFast(); ok {
 		if want, err := ev.encodeReflect(); err != nil || !bytes.Equal(fast, want) {
 			t.Fatalf("fast encoding differs from encoding/json (%v):\nfast: %s\njson: %s", err, fast, want)
@@ -199,4 +206,119 @@ func checkAuth(t *testing.T, form url.Values, a Auth, err error, ch Channel) {
 	default:
 		t.Fatalf("Authenticate(%v) succeeded with method %q", form, a.Method)
 	}
+}
+
+// FuzzSignedFieldsDecideID is the property of issue 8: for a signed
+// notification, changing (or adding) any field the signature does not cover
+// never changes the event id, only the Fingerprint; changing any signed
+// field to another value, re-signed so that it still verifies, always
+// changes the id.
+func FuzzSignedFieldsDecideID(f *testing.F) {
+	for _, fx := range loadFixtures(f) {
+		f.Add(fx.body, uint8(0), "X", "AuthCode")
+		f.Add(fx.body, uint8(5), "", "IdUser")
+		f.Add(fx.body, uint8(130), "1", "TokenUser")
+	}
+	f.Add("TransactionType=20&TpvID=1&Order=a&Amount=1&Currency=EUR&BankDateTime=20261124101500&Response=OK", uint8(3), "7", "Extra")
+	f.Add("TransactionType=200&Order=a&DateTime=20261124101500&Amount=3", uint8(129), "", "Response")
+	v := testVerifier()
+	f.Fuzz(func(t *testing.T, body string, pick uint8, newValue, addName string) {
+		form, err := DecodeForm([]byte(body), "")
+		if err != nil {
+			return
+		}
+		vals := form.Values()
+		if vals == nil {
+			vals = url.Values{}
+		}
+		typ, convErr := strconv.Atoi(vals.Get("TransactionType"))
+		if convErr != nil || typ == TypeCardExpiry {
+			return // a 108 is vouched for by its channel, not a signature
+		}
+		vals.Set("TpvID", tTerminal)
+		formula := "A"
+		if a, b := formulas(typ); !a || (b && pick&128 != 0) {
+			formula = "B"
+		}
+		sign := func(g url.Values, formula string) {
+			if formula == "B" {
+				g.Set("NotificationHash", refHashB(tMerchant, tTerminal, tPassword, g))
+			} else {
+				g.Set("NotificationHash", refHashA(tMerchant, tTerminal, tPassword, g))
+			}
+		}
+		sign(vals, formula)
+		id0, a0, ok := eventIDOf(v, vals)
+		if !ok {
+			return
+		}
+		inputs := map[string]bool{"NotificationHash": true}
+		for _, k := range signedA {
+			inputs[k] = a0.Formula == "A"
+		}
+		for _, k := range signedB {
+			inputs[k] = inputs[k] || a0.Formula == "B"
+		}
+
+		// An unsigned field edited, or added.
+		var unsigned []string
+		for k := range vals {
+			if !inputs[k] && k != "NotificationHash" {
+				unsigned = append(unsigned, k)
+			}
+		}
+		slices.Sort(unsigned)
+		name := addName
+		if len(unsigned) > 0 && pick&1 == 0 {
+			name = unsigned[int(pick>>1)%len(unsigned)]
+		}
+		if name != "" && !inputs[name] && name != "NotificationHash" {
+			g := clone(vals)
+			old := g[name]
+			g.Set(name, newValue)
+			id, _, ok := eventIDOf(v, g)
+			if ok && id != id0 {
+				t.Fatalf("changing unsigned %s from %q to %q changed the id (%s -> %s) of %v", name, old, newValue, id0, id, vals)
+			}
+			if !slices.Equal(old, g[name]) && Fingerprint(g) == Fingerprint(vals) {
+				t.Fatalf("changing %s does not change the Fingerprint", name)
+			}
+		}
+
+		// A signed field changed and re-signed.
+		var signed []string
+		for _, k := range a0.SignedFields {
+			if k != "TpvID" {
+				signed = append(signed, k)
+			}
+		}
+		if len(signed) == 0 {
+			return
+		}
+		sf := signed[int(pick>>1)%len(signed)]
+		g := clone(vals)
+		nv := newValue
+		if nv == g.Get(sf) {
+			nv += "0"
+		}
+		g.Set(sf, nv)
+		sign(g, a0.Formula)
+		id, a1, ok := eventIDOf(v, g)
+		if ok && id == id0 {
+			t.Fatalf("changing signed %s from %q to %q (formula %s, then %s) kept the id %s", sf, vals.Get(sf), nv, a0.Formula, a1.Formula, id)
+		}
+	})
+}
+
+// eventIDOf authenticates and parses form; ok is false when either refuses it.
+func eventIDOf(v *Verifier, form url.Values) (string, Auth, bool) {
+	a, err := v.Authenticate(form, Channel{})
+	if err != nil || a.Method != AuthSignature {
+		return "", a, false
+	}
+	e, err := Parse(FormFromValues(form), a, receivedAt)
+	if err != nil {
+		return "", a, false
+	}
+	return e.ID, a, true
 }
