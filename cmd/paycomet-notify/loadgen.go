@@ -164,7 +164,7 @@ func runLoadgen(ctx context.Context, args []string, env map[string]string, stdou
 		rep.WriteText(stdout)
 	}
 	if err != nil {
-		return fail("%s", redactURL(err.Error()))
+		return fail("%s", secret.RedactURL(err.Error()))
 	}
 	if rep.Failed() {
 		return 1

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -17,13 +15,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paycomet-notify/paycomet-notify/bankstore"
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/demo"
+	"github.com/paycomet-notify/paycomet-notify/internal/service"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/refresher"
+	"github.com/paycomet-notify/paycomet-notify/secret"
 )
 
 // refresherCallTimeout bounds one BankStore call of the refresher.
@@ -34,7 +33,7 @@ const refresherCallTimeout = 20 * time.Second
 // (REFRESHER_ADMIN_ADDR). With --demo it uses the demo terminal and, unless
 // NATS_URL is set, the embedded NATS of `serve --demo`.
 func runRefresher(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	cfg, demo, err := loadConfig("refresher", args, env, stderr)
+	cfg, demoMode, err := loadConfig("refresher", args, env, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -42,7 +41,7 @@ func runRefresher(ctx context.Context, args []string, env map[string]string, std
 		fmt.Fprintf(stderr, "paycomet-notify refresher: %v\n", err)
 		return 1
 	}
-	log, err := newLogger(stderr, cfg.LogLevel)
+	log, err := service.NewLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "paycomet-notify refresher: %v\n", err)
 		return 1
@@ -52,12 +51,20 @@ func runRefresher(ctx context.Context, args []string, env map[string]string, std
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	if demo {
+	if demoMode {
 		printRefresherBanner(stdout, cfg, c)
 	}
 	log.Info("refreshing", "subjects", strings.Join(c.rcfg.Subjects(), " "), "dead_letters", c.rcfg.DeadLetterSubject(),
-		"nats", cfg.NATSServers().String(), "bankstore", cfg.BankstoreURL, "admin", c.adminLn.Addr().String(), "config", cfg)
-	if err := c.run(ctx); err != nil {
+		"nats", cfg.NATSServers(), "bankstore", secret.RedactURL(cfg.BankstoreURL), "admin", c.admin.Addr().String(), "config", cfg)
+	// Stop pulling and finish the message in hand (Run returns only then),
+	// then the admin listener; NATS is drained last.
+	rctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	err = service.Run(ctx, log, refresherCallTimeout+5*time.Second,
+		service.Task{Name: "consumer", Run: func() error { return c.r.Run(rctx) }, Stop: func(context.Context) error { stop(); return nil }},
+		c.admin.Task())
+	service.DrainNATS(c.nc, 10*time.Second)
+	if err != nil {
 		log.Error("stopped", "err", err)
 		return 1
 	}
@@ -79,45 +86,31 @@ DEMO MODE: refresher for the public demo terminal %s (never for real money).
   BankStore     %s
   admin         http://%s/metrics
 %s
-`, demo.Terminal, cfg.NATSServers().String(), strings.Join(c.rcfg.Subjects(), " "), c.rcfg.DeadLetterSubject(),
-		cfg.BankstoreURL, c.adminLn.Addr(), warn)
+`, demo.Terminal, cfg.NATSServers(), strings.Join(c.rcfg.Subjects(), " "), c.rcfg.DeadLetterSubject(),
+		secret.RedactURL(cfg.BankstoreURL), c.admin.Addr(), warn)
 }
 
-// refresherCmd owns every resource of `refresher`, opened in order and
-// closed in reverse.
+// refresherCmd owns every resource of `refresher`.
 type refresherCmd struct {
-	log     *slog.Logger
-	rcfg    refresher.Config
-	nc      *nats.Conn
-	r       *refresher.Refresher
-	admin   *http.Server
-	adminLn net.Listener
+	rcfg  refresher.Config
+	nc    *nats.Conn
+	r     *refresher.Refresher
+	admin *service.Admin
 }
 
 func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *refresherCmd, err error) {
-	c := &refresherCmd{log: log}
+	c := &refresherCmd{}
 	defer func() {
 		if err != nil {
-			c.closeNATS()
+			service.DrainNATS(c.nc, 10*time.Second)
 		}
 	}()
-	c.nc, err = nats.Connect(cfg.NATSServers().Reveal(),
-		nats.Name("paycomet-notify refresher"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
-	)
-	if err != nil {
-		hint := ""
-		if cfg.NATSURL.IsZero() {
-			hint = " (is `paycomet-notify serve --demo` running? the refresher uses its embedded NATS when NATS_URL is empty)"
-		}
-		return nil, fmt.Errorf("connect NATS %s: %w%s", cfg.NATSServers().String(), err, hint)
+	hint := ""
+	if cfg.NATSURL.IsZero() {
+		hint = " (is `paycomet-notify serve --demo` running? the refresher uses its embedded NATS when NATS_URL is empty)"
+	}
+	if c.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify refresher", URL: cfg.NATSServers(), Hint: hint}, log); err != nil {
+		return nil, err
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {
@@ -125,10 +118,13 @@ func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	// The same stream serve creates, so either may start first.
-	if _, err := publisher.EnsureStream(sctx, js, publisher.StreamConfig{Name: cfg.StreamName, Prefix: cfg.SubjectPrefix,
-		Replicas: cfg.StreamReplicas, DuplicateWindow: cfg.DuplicateWindow}); err != nil {
+	// The same streams serve sets up, so either may start first.
+	streams, err := publisher.EnsureStreams(sctx, js, streamsConfig(cfg))
+	if err != nil {
 		return nil, err
+	}
+	for _, note := range streams.Notes {
+		log.Info("stream set-up", "note", note)
 	}
 
 	banks := map[string]refresher.BankStore{}
@@ -158,75 +154,17 @@ func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 	if c.r, err = refresher.Open(sctx, c.rcfg, js, banks, refresher.NewMetrics(reg, cfg.Terminals.IDs()), log, time.Now); err != nil {
 		return nil, err
 	}
-	if c.adminLn, err = net.Listen("tcp", cfg.RefresherAdminAddr); err != nil {
-		return nil, fmt.Errorf("REFRESHER_ADMIN_ADDR: %w", err)
+	acfg := adminConfig(cfg, cfg.RefresherAdminAddr, "REFRESHER_ADMIN_ADDR")
+	acfg.Gatherer, acfg.Log = reg, log
+	acfg.Ready = func(ctx context.Context) service.Readiness {
+		ch := service.Check{Name: "refresher", OK: true}
+		if err := c.r.Ready(ctx); err != nil {
+			ch.OK, ch.Error = false, cfg.NATSServers().Scrub(err.Error())
+		}
+		return service.NewReadiness(ch)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", c.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	c.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+	if c.admin, err = service.ListenAdmin(acfg); err != nil {
+		return nil, err
+	}
 	return c, nil
-}
-
-// run consumes until ctx ends, then shuts down in order: stop pulling and
-// finish the message in hand (Run returns only then), close the admin
-// listener, drain NATS.
-func (c *refresherCmd) run(ctx context.Context) error {
-	adminErr := make(chan error, 1)
-	go func() { adminErr <- c.admin.Serve(c.adminLn) }()
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.r.Run(rctx) }()
-
-	var err error
-	select {
-	case err = <-runErr:
-	case err = <-adminErr:
-		stop()
-		if rerr := <-runErr; rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}
-	if ctx.Err() != nil {
-		c.log.Info("shutting down: in-flight message finished")
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = c.admin.Shutdown(sctx)
-	c.closeNATS()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
-}
-
-func (c *refresherCmd) closeNATS() {
-	if c.nc == nil {
-		return
-	}
-	if err := c.nc.Drain(); err == nil {
-		select {
-		case <-c.nc.StatusChanged(nats.CLOSED):
-		case <-time.After(10 * time.Second):
-		}
-	}
-	c.nc.Close()
-}
-
-func (c *refresherCmd) readyz(w http.ResponseWriter, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-	defer cancel()
-	ch := check{Name: "refresher", OK: true}
-	if err := c.r.Ready(ctx); err != nil {
-		ch.OK, ch.Error = false, err.Error()
-	}
-	status := http.StatusOK
-	if !ch.OK {
-		status = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"ready": ch.OK, "checks": []check{ch}})
 }

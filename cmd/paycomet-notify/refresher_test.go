@@ -152,8 +152,10 @@ func TestRefresherDemoEndToEnd(t *testing.T) {
 	if data["id_user"] != float64(4242) || data["expiry"] != "2026/12" || data["masked_pan"] != "XXXXXXXXXXXX0004" || data["card_brand"] != "VISA" {
 		t.Errorf("refresh_required data = %v", data)
 	}
-	if calls := fake.Calls(); len(calls) != 1 || calls[0].Op != bankstore.OpInfoUser {
-		t.Errorf("fake calls = %+v, want one info_user", calls)
+	// Two info_user calls: one confirms the 107's pair before the registry
+	// learns it, one answers the 108.
+	if calls := fake.Calls(); len(calls) != 2 || calls[0].Op != bankstore.OpInfoUser || calls[1].Op != bankstore.OpInfoUser {
+		t.Errorf("fake calls = %+v, want two info_user", calls)
 	}
 
 	testenv.Eventually(t, 5*time.Second, "the outcome in /metrics", func() bool {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
+	"github.com/paycomet-notify/paycomet-notify/internal/service"
 )
 
 func runSend(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
@@ -96,9 +98,10 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 
 	var sub *nats.Subscription
 	if *watch && (*demoMode || !cfg.NATSURL.IsZero()) {
-		nc, err := nats.Connect(cfg.NATSServers().Reveal(), nats.Name("paycomet-notify send"), nats.Timeout(2*time.Second))
+		nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify send", URL: cfg.NATSServers(), Timeout: 2 * time.Second},
+			slog.New(slog.DiscardHandler))
 		if err != nil {
-			fmt.Fprintf(stderr, "paycomet-notify send: not watching for the event: NATS %s: %v\n", cfg.NATSServers().String(), err)
+			fmt.Fprintf(stderr, "paycomet-notify send: not watching for the event: %v\n", err)
 		} else {
 			defer nc.Close()
 			if sub, err = nc.SubscribeSync(cfg.SubjectPrefix + ".>"); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,11 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -22,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/paycomet-notify/paycomet-notify/config"
@@ -30,54 +27,28 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
+	"github.com/paycomet-notify/paycomet-notify/internal/service"
+	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 )
+
+// streamGaugesEvery is how often the stream storage gauges are refreshed:
+// one STREAM.INFO per stream, whatever the scrape rate.
+const streamGaugesEvery = 15 * time.Second
 
 // claimTTL is how long a dedupe claim lives without being marked seen: longer
 // than any publish wait, far shorter than the JetStream duplicate window.
 func claimTTL(cfg config.Config) time.Duration { return cfg.PublishTimeout + 10*time.Second }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// loadConfig parses flags common to the long-running commands and the
-// environment; --demo fills in the demo terminal.
-func loadConfig(name string, args []string, env map[string]string, stderr io.Writer) (config.Config, bool, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	demo := fs.Bool("demo", false, "run on the embedded default with a public demo terminal (never for real money)")
-	if err := fs.Parse(args); err != nil {
-		return config.Config{}, false, err
-	}
-	if fs.NArg() > 0 {
-		return config.Config{}, false, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
-	}
-	cfg, err := config.Load(env, nil)
-	if err != nil {
-		return cfg, false, err
-	}
-	if *demo {
-		cfg.ApplyDemo()
-	} else if err := cfg.RequireTerminals(); err != nil {
-		return cfg, false, err
-	}
-	return cfg, *demo, nil
-}
-
 func runServe(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	cfg, demo, err := loadConfig("serve", args, env, stderr)
+	cfg, demoMode, err := loadConfig("serve", args, env, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "paycomet-notify serve: %v\n", err)
 		}
 		return 1
 	}
-	log, err := newLogger(stderr, cfg.LogLevel)
+	log, err := service.NewLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "paycomet-notify serve: %v\n", err)
 		return 1
@@ -88,12 +59,19 @@ func runServe(ctx context.Context, args []string, env map[string]string, stdout,
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	if demo {
+	if demoMode {
 		printDemoBanner(stdout, cfg, r)
 	}
-	log.Info("serving", "notification_url", r.notificationURL(false), "admin", r.adminLn.Addr().String(),
+	log.Info("serving", "notification_url", r.notificationURL(false), "admin", r.admin.Addr().String(),
 		"nats", r.natsDesc(), "dedupe", r.store.Name(), "config", cfg)
-	err = r.serve(ctx)
+	// Stop accepting notifications and let those in flight reach their
+	// acks first; the gauges and the admin listener go after; NATS, Redis
+	// and the embedded server last (close).
+	err = service.Run(ctx, log, cfg.PublishTimeout+cfg.InFlightWait+5*time.Second,
+		service.Task{Name: "public listener", Run: func() error { return r.public.Serve(r.publicLn) }, Stop: r.public.Shutdown},
+		r.gauges,
+		r.admin.Task())
+	r.close()
 	if err != nil {
 		log.Error("stopped", "err", err)
 		return 1
@@ -120,13 +98,14 @@ func printDemoBanner(w io.Writer, cfg config.Config, r *receiver) {
 Send a signed sample:  paycomet-notify send --demo --type 1
 
 `, cfg.MerchantCode, demo.Terminal, demo.Password, r.notificationURL(false), r.notificationURL(true),
-		cfg.NATSServers(), cfg.NATSServers(), cfg.SubjectPrefix, r.store.Name(), r.adminLn.Addr())
+		cfg.NATSServers(), cfg.NATSServers(), cfg.SubjectPrefix, r.store.Name(), r.admin.Addr())
 }
 
 // store is what the receiver needs of a dedupe store.
 type store interface {
-	handler.Deduper
+	notify.Deduper
 	Ping(ctx context.Context) error
+	Close() error
 }
 
 // receiver owns every resource of `serve`, opened in order and closed in
@@ -140,16 +119,16 @@ type receiver struct {
 	rdb      redis.UniversalClient
 	store    store
 	public   *http.Server
-	admin    *http.Server
 	publicLn net.Listener
-	adminLn  net.Listener
+	admin    *service.Admin
+	gauges   service.Task
 }
 
 func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *receiver, err error) {
 	r := &receiver{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			r.closeBackends()
+			r.close()
 		}
 	}()
 	if cfg.NATSURL.IsZero() {
@@ -157,42 +136,34 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 			return nil, err
 		}
 	}
-	r.nc, err = nats.Connect(cfg.NATSServers().Reveal(),
-		nats.Name("paycomet-notify serve"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		// No reconnect buffer: a publish while disconnected fails at once
-		// (503) instead of being sent later, after we answered.
-		nats.ReconnectBufSize(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "server", c.ConnectedUrlRedacted()) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect NATS %s: %w", cfg.NATSServers().String(), err)
+	// No reconnect buffer: a publish while disconnected fails at once (503)
+	// instead of being sent later, after we answered.
+	if r.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify serve", URL: cfg.NATSServers(), NoReconnectBuffer: true}, log); err != nil {
+		return nil, err
 	}
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err = publisher.EnsureStream(sctx, r.js, r.streamConfig()); err != nil {
+	streams, err := publisher.EnsureStreams(sctx, r.js, streamsConfig(cfg))
+	if err != nil {
 		return nil, err
 	}
+	for _, note := range streams.Notes {
+		log.Info("stream set-up", "note", note)
+	}
 	opts := dedupe.Options{ClaimTTL: claimTTL(cfg), SeenTTL: cfg.DedupeTTL}
-	if url := cfg.RedisURL.Reveal(); url != "" {
-		redis.SetLogger(redisLogger{log})
-		if r.rdb, err = dedupe.NewRedisClient(url); err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+	if !cfg.RedisURL.IsZero() {
+		redis.SetLogger(redisLogger{log: log, scrub: cfg.RedisURL.Scrub})
+		if r.rdb, err = dedupe.NewRedisClient(cfg.RedisURL.Reveal()); err != nil {
+			return nil, fmt.Errorf("REDIS_URL %s: %s", cfg.RedisURL, cfg.RedisURL.Scrub(err.Error()))
 		}
 		r.store = dedupe.NewRedis(r.rdb, opts)
 		if err := r.store.Ping(sctx); err != nil {
 			// Not fatal: the receiver publishes with JetStream dedupe only
 			// until Redis answers, and /readyz says so.
-			log.Warn("redis not reachable at start", "err", err)
+			log.Warn("redis not reachable at start", "redis", cfg.RedisURL, "err", cfg.RedisURL.Scrub(err.Error()))
 		}
 	} else {
 		kv, err := dedupe.NewJetStreamKV(sctx, r.js, cfg.StreamName+"_DEDUPE", cfg.StreamReplicas, opts)
@@ -204,131 +175,96 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := notify.NewMetrics(reg)
+	path := notify.New(notify.Config{
+		Prefix:                cfg.SubjectPrefix,
+		AllowedIPs:            []netip.Prefix(cfg.AllowedIPs),
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		DedupeTTL:             cfg.DedupeTTL,
+		InFlightWait:          cfg.InFlightWait,
+		PublishTimeout:        cfg.PublishTimeout,
+		RejectedRatePerSource: cfg.RejectedRatePerSource,
+		Terminals:             cfg.Terminals.IDs(),
+	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), r.store,
+		publisher.New(r.js, cfg.StreamName), publisher.New(r.js, streamsConfig(cfg).RejectedName()), m, log)
 	h, err := handler.New(handler.Config{
-		Prefix:         cfg.SubjectPrefix,
 		URLToken:       cfg.URLToken,
-		AllowedIPs:     cfg.AllowedIPs,
-		TrustedProxies: cfg.TrustedProxies,
+		TrustedProxies: []netip.Prefix(cfg.TrustedProxies),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
-		InFlightWait:   cfg.InFlightWait,
-		PublishTimeout: cfg.PublishTimeout,
-	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), r.store, publisher.New(r.js, cfg.StreamName), handler.NewMetrics(reg), log)
+	}, path, m, log)
 	if err != nil {
 		return nil, err
 	}
+	gauges := service.NewStreamGauges(reg)
+	r.gauges = gauges.Task(r.js, streamGaugesEvery, log, cfg.StreamName, streamsConfig(cfg).RejectedName())
+
 	if r.publicLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
-	if r.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-		r.publicLn.Close()
-		return nil, fmt.Errorf("ADMIN_ADDR: %w", err)
+	acfg := adminConfig(cfg, cfg.AdminAddr, "ADMIN_ADDR")
+	acfg.Gatherer, acfg.Ready, acfg.Log = reg, r.ready, log
+	if r.admin, err = service.ListenAdmin(acfg); err != nil {
+		return nil, err
 	}
 	r.public = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      cfg.PublishTimeout + cfg.InFlightWait + 10*time.Second,
+		ReadTimeout:       15 * time.Second, // a body not in by then is answered 408
+		WriteTimeout:      cfg.PublishTimeout + cfg.InFlightWait + 20*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", r.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles on the admin listener only (loopback by default), never on the
-	// public one: they are how the hot path was measured and tuned.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	// WriteTimeout leaves room for a 30s CPU profile.
-	r.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 45 * time.Second}
 	return r, nil
 }
 
-func (r *receiver) streamConfig() publisher.StreamConfig {
-	return publisher.StreamConfig{Name: r.cfg.StreamName, Prefix: r.cfg.SubjectPrefix,
-		Replicas: r.cfg.StreamReplicas, DuplicateWindow: r.cfg.DuplicateWindow}
-}
-
-// serve runs both listeners until ctx ends, then shuts down in order: stop
-// accepting and let in-flight notifications reach their acks, drain NATS,
-// close Redis, stop the embedded server.
-func (r *receiver) serve(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- r.public.Serve(r.publicLn) }()
-	go func() { errc <- r.admin.Serve(r.adminLn) }()
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
+// close releases the backends in reverse order of opening: the store's
+// background work, NATS (drained), Redis, the embedded server. The
+// listeners are closed by their Shutdown (or, on a failed start, here).
+func (r *receiver) close() {
+	if r.store != nil {
+		_ = r.store.Close()
+		r.store = nil
 	}
-	r.log.Info("shutting down: finishing in-flight notifications")
-	sctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout+r.cfg.InFlightWait+5*time.Second)
-	defer cancel()
-	if err := r.public.Shutdown(sctx); err != nil {
-		r.log.Error("public listener shutdown", "err", err)
+	if r.publicLn != nil && r.public == nil {
+		r.publicLn.Close()
 	}
-	_ = r.admin.Shutdown(sctx)
-	r.closeBackends()
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	return serveErr
-}
-
-func (r *receiver) closeBackends() {
-	if r.nc != nil {
-		if err := r.nc.Drain(); err == nil {
-			select {
-			case <-r.nc.StatusChanged(nats.CLOSED):
-			case <-time.After(10 * time.Second):
-			}
-		}
-		r.nc.Close()
-	}
+	service.DrainNATS(r.nc, 10*time.Second)
+	r.nc = nil
 	if r.rdb != nil {
 		r.rdb.Close()
+		r.rdb = nil
 	}
 	if r.embedded != nil {
 		r.embedded.Shutdown()
 		r.embedded.WaitForShutdown()
+		r.embedded = nil
 	}
 }
 
-type check struct {
-	Name  string `json:"name"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-}
-
-func (r *receiver) readyz(w http.ResponseWriter, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-	defer cancel()
-	checks := []check{{Name: "nats", OK: r.nc.IsConnected()}}
-	if !checks[0].OK {
-		checks[0].Error = r.nc.Status().String()
+// ready is /readyz: read-only (a probe never creates or changes a stream).
+// NATS and both streams decide it; the dedupe store only degrades it,
+// because without it the receiver still publishes through the JetStream
+// duplicate window, and a load balancer must not take every replica out.
+func (r *receiver) ready(ctx context.Context) service.Readiness {
+	nc := service.Check{Name: "nats", OK: r.nc.IsConnected()}
+	st := service.Check{Name: "streams", OK: nc.OK}
+	if !nc.OK {
+		nc.Error, st.Error = r.nc.Status().String(), "nats not connected"
+	} else if err := publisher.CheckStreams(ctx, r.js, streamsConfig(r.cfg)); err != nil {
+		st.OK, st.Error = false, err.Error()
 	}
-	c := check{Name: "stream", OK: true}
-	if _, err := publisher.EnsureStream(ctx, r.js, r.streamConfig()); err != nil {
-		c.OK, c.Error = false, err.Error()
-	}
-	checks = append(checks, c)
-	c = check{Name: "dedupe_" + r.store.Name(), OK: true}
-	if err := r.store.Ping(ctx); err != nil {
-		c.OK, c.Error = false, err.Error()
-	}
-	checks = append(checks, c)
-	status := http.StatusOK
-	for _, c := range checks {
-		if !c.OK {
-			status = http.StatusServiceUnavailable
+	dd := service.Check{Name: "dedupe_" + r.store.Name(), Optional: true, OK: r.store.Up()}
+	if !dd.OK {
+		dd.Error = "unreachable: publishing with JetStream's duplicate window only"
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if err := r.store.Ping(pctx); err != nil {
+			dd.OK, dd.Error = false, r.cfg.RedisURL.Scrub(err.Error())
 		}
+		cancel()
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "checks": checks})
+	return service.NewReadiness(nc, st, dd)
 }
 
 func (r *receiver) notificationURL(withToken bool) string {
@@ -351,19 +287,6 @@ func (r *receiver) natsDesc() string {
 		return "embedded " + r.cfg.NATSServers().String()
 	}
 	return r.cfg.NATSServers().String()
-}
-
-// redactURL drops user:password from server URLs before they are logged.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
-				parts[i] = p[:scheme+3] + "[redacted]@" + p[at+1:]
-			}
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // startEmbeddedNATS runs an in-process JetStream server with its store under
@@ -402,9 +325,13 @@ func startEmbeddedNATS(cfg config.Config) (*natsserver.Server, error) {
 }
 
 // redisLogger sends go-redis's own messages (pool and dial trouble) to the
-// JSON log instead of its plain-text default.
-type redisLogger struct{ log *slog.Logger }
+// JSON log instead of its plain-text default, scrubbed of REDIS_URL's
+// password.
+type redisLogger struct {
+	log   *slog.Logger
+	scrub func(string) string
+}
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
+	l.log.Warn("redis client", "detail", l.scrub(fmt.Sprintf(format, v...)))
 }

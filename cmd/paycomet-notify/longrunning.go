@@ -1,0 +1,49 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/internal/service"
+	"github.com/paycomet-notify/paycomet-notify/publisher"
+)
+
+// loadConfig parses flags common to the long-running commands and the
+// environment; --demo fills in the demo terminal. Its errors name the
+// variable to fix and quote no secret.
+func loadConfig(name string, args []string, env map[string]string, stderr io.Writer) (config.Config, bool, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	demoMode := fs.Bool("demo", false, "run on the embedded default with a public demo terminal (never for real money)")
+	if err := fs.Parse(args); err != nil {
+		return config.Config{}, false, err
+	}
+	if fs.NArg() > 0 {
+		return config.Config{}, false, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+	cfg, err := config.Load(env, nil)
+	if err != nil {
+		return cfg, false, err
+	}
+	if *demoMode {
+		cfg.ApplyDemo()
+	} else if err := cfg.RequireTerminals(); err != nil {
+		return cfg, false, err
+	}
+	return cfg, *demoMode, nil
+}
+
+// streamsConfig is the event and quarantine streams every command that
+// touches them creates or checks the same way, so either may start first.
+func streamsConfig(cfg config.Config) publisher.StreamsConfig {
+	return publisher.StreamsConfig{Name: cfg.StreamName, Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas,
+		DuplicateWindow: cfg.DuplicateWindow, RejectedMaxBytes: cfg.RejectedMaxBytes, RejectedMaxAge: cfg.RejectedMaxAge}
+}
+
+// adminConfig is the admin listener of a long-running command on addr
+// (named by variable in errors), with ADMIN_TOKEN and ADMIN_PPROF.
+func adminConfig(cfg config.Config, addr, variable string) service.AdminConfig {
+	return service.AdminConfig{Addr: addr, Variable: variable, Token: cfg.AdminToken, Pprof: cfg.AdminPprof}
+}
