@@ -60,7 +60,7 @@ export PAYCOMET_TERMINALS="1001:perf-password-one,1002:perf-password-two,1003:pe
 export URL_TOKEN=perf-url-token-0123456789abcdef
 export NATS_URL="nats://127.0.0.1:$nport"
 export REDIS_URL="redis://127.0.0.1:$rport/0"
-export LISTEN_ADDR="127.0.0.1:$lport" ADMIN_ADDR="127.0.0.1:$aport" LOG_LEVEL=warn
+export LISTEN_ADDR="127.0.0.1:$lport" ADMIN_ADDR="127.0.0.1:$aport" LOG_LEVEL=warn ADMIN_PPROF=true
 env ${SERVE_ENV:-} "$work/paycomet-notify" serve 2>"$work/serve.log" &
 spid=$!
 pids+=($spid)
