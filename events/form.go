@@ -1,9 +1,11 @@
 package events
 
 import (
+	"bytes"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -26,6 +28,9 @@ type Form struct {
 	// wire is set only for fields with invalid UTF-8 in the name or a value:
 	// the field's name and each of its values as they were on the wire.
 	wire map[string]*wireField
+	// spare backs the first value of every field, one allocation instead
+	// of one per field (used while decoding only).
+	spare []string
 }
 
 type wireField struct {
@@ -42,6 +47,9 @@ type wireField struct {
 // than MaxFields pairs in all.
 func DecodeForm(body []byte, query string) (Form, error) {
 	var f Form
+	pairs := min(bytes.Count(body, []byte{'&'})+strings.Count(query, "&")+2, MaxFields)
+	f.values = make(url.Values, pairs)
+	f.spare = make([]string, 0, pairs)
 	n := 0
 	if err := f.decode(string(body), "body", &n); err != nil {
 		return Form{}, err
@@ -49,6 +57,7 @@ func DecodeForm(body []byte, query string) (Form, error) {
 	if err := f.decode(query, "query", &n); err != nil {
 		return Form{}, err
 	}
+	f.spare = nil
 	return f, nil
 }
 
@@ -86,7 +95,13 @@ func (f *Form) add(name, value, wireName, wireValue string) {
 		f.values = make(url.Values, 32)
 	}
 	prev := f.values[name]
-	f.values[name] = append(prev, value)
+	if prev == nil && len(f.spare) < cap(f.spare) {
+		// cap 1: a second value of the field appends to a copy
+		f.spare = append(f.spare, value)
+		f.values[name] = f.spare[len(f.spare)-1 : len(f.spare) : len(f.spare)]
+	} else {
+		f.values[name] = append(prev, value)
+	}
 	w := f.wire[name]
 	if w == nil && utf8.ValidString(name) && utf8.ValidString(value) {
 		return

@@ -198,10 +198,7 @@ func FuzzDecodeForm(f *testing.F) {
 			}
 			t.Fatalf("DecodeForm(%q, %q) = %v; url.ParseQuery accepts it", body, query, err)
 		}
-		if len(want) == 0 {
-			want = nil
-		}
-		if !reflect.DeepEqual(form.Values(), want) {
+		if (len(want) > 0 || form.Len() > 0) && !reflect.DeepEqual(form.Values(), want) {
 			t.Fatalf("DecodeForm(%q, %q) = %q, url.ParseQuery %q", body, query, form.Values(), want)
 		}
 		fields, enc := form.fields()
