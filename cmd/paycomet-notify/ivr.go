@@ -198,7 +198,7 @@ func runIVRCall(ctx context.Context, call string, args []string, env map[string]
 	var in *paycometrest.InputError
 	switch {
 	case errors.As(err, &in) || errors.Is(err, errBadElement):
-		return fail(ivrExitInput, "%v", err)
+		return fail(ivrExitInput, "%s", inputMessage(err))
 	case err == nil:
 		writeIVRAnswer(stdout, answer)
 		return ivrExitOK
@@ -255,6 +255,12 @@ func (s *ivrSetup) do(ctx context.Context, call string, elems map[string]string)
 		return map[string]string{"IVR_RESPONSE": "0", "IVR_ERROR_ID": strconv.Itoa(errorID(err))}, err
 	}
 	return nil, err
+}
+
+// inputMessage lists the input problems, one per line, without the
+// client package's prefix.
+func inputMessage(err error) string {
+	return strings.ReplaceAll(err.Error(), "paycometrest: ", "")
 }
 
 // errorID is the IVR_ERROR_ID of a refusal: its errorCode, 0 otherwise.
@@ -530,7 +536,7 @@ func runIVRPay(ctx context.Context, args []string, env map[string]string, stdin 
 	}
 	req, err := s.sessionRequest(elems)
 	if err != nil {
-		return fail(ivrExitInput, "%v", err)
+		return fail(ivrExitInput, "%s", inputMessage(err))
 	}
 	ref := paycometrest.SessionRef{Terminal: req.Terminal, ProviderID: req.ProviderID, Order: req.Order}
 	tt, _ := strconv.Atoi(string(req.Type))
