@@ -20,7 +20,9 @@ func TestOneListenerServesBoth(t *testing.T) {
 	var out, errb testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-notify-url", "", "-step", "5ms"}, &out, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-notify-url", "", "-step", "5ms"}, &out, &errb)
+	}()
 	defer func() {
 		cancel()
 		if code := <-done; code != 0 {
