@@ -18,6 +18,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -34,11 +35,13 @@ func benchReceiver(b *testing.B, useRedis bool) http.Handler {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "PAYCOMET", Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute}); err != nil {
+	sc := publisher.StreamsConfig{Name: "PAYCOMET", Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute,
+		RejectedMaxBytes: 64 << 20, RejectedMaxAge: time.Hour}
+	if _, err := publisher.EnsureStreams(ctx, js, sc); err != nil {
 		b.Fatal(err)
 	}
 	opts := dedupe.Options{ClaimTTL: 10 * time.Second, SeenTTL: time.Hour}
-	var store Deduper
+	var store notify.Deduper
 	if useRedis {
 		r := testenv.StartRedis(b)
 		rdb, err := dedupe.NewRedisClient(r.URL())
@@ -46,17 +49,23 @@ func benchReceiver(b *testing.B, useRedis bool) http.Handler {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { rdb.Close() })
-		store = dedupe.NewRedis(rdb, opts)
+		s := dedupe.NewRedis(rdb, opts)
+		b.Cleanup(func() { s.Close() })
+		store = s
 	} else {
 		kv, err := dedupe.NewJetStreamKV(ctx, js, "PAYCOMET_DEDUPE", 1, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { kv.Close() })
 		store = kv
 	}
 	v := events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)})
-	h, err := New(Config{Prefix: prefix, MaxBodyBytes: 65536}, v, store, publisher.New(js, "PAYCOMET"),
-		NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	m := notify.NewMetrics(prometheus.NewRegistry())
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	p := notify.New(notify.Config{Prefix: prefix, MaxBodyBytes: 65536, Terminals: []string{terminal, terminal2}}, v, store,
+		publisher.New(js, sc.Name), publisher.New(js, sc.RejectedName()), m, log)
+	h, err := New(Config{MaxBodyBytes: 65536}, p, m, log)
 	if err != nil {
 		b.Fatal(err)
 	}

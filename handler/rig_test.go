@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,11 +17,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
 	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/schemas"
 	"github.com/paycomet-notify/paycomet-notify/secret"
@@ -33,48 +35,64 @@ const (
 	password2 = "other-terminal-password"
 	urlToken  = "tok-0123456789abcdef-xyz"
 	prefix    = "paycomet"
+	maxBody   = 4096
 )
 
 // rig is one receiver over a real NATS server and a real dedupe store.
 type rig struct {
-	t       *testing.T
-	nats    *testenv.NATS
-	redis   *testenv.Redis // nil with the JetStream KV store
-	js      jetstream.JetStream
-	stream  jetstream.Stream
-	srv     *httptest.Server
-	reg     *prometheus.Registry
-	metrics *Metrics
-	logs    *testenv.Buffer
-	url     string // notification URL, with the token when set
+	t          *testing.T
+	nats       *testenv.NATS
+	redis      *testenv.Redis // nil with the JetStream KV store
+	js         jetstream.JetStream
+	stream     jetstream.Stream // the event stream
+	quarantine jetstream.Stream // <STREAM>_REJECTED
+	srv        *httptest.Server
+	reg        *prometheus.Registry
+	metrics    *notify.Metrics
+	logs       *testenv.Buffer
+	url        string // notification URL, with the token when set
 }
 
 // setup is what a rigOpt may change before the receiver is built.
 type setup struct {
-	cfg  Config
-	wrap func(Publisher) Publisher
+	path    notify.Config
+	http    Config
+	streams publisher.StreamsConfig
+	wrap    func(notify.Publisher) notify.Publisher
+	server  func(*http.Server) // adjusts the server before it starts
 }
 
 type rigOpt func(*setup)
 
-func withToken(s *setup) { s.cfg.URLToken = secret.New(urlToken) }
+func withToken(s *setup) { s.http.URLToken = secret.New(urlToken) }
 
-// withPublisher puts wrap around the real publisher.
-func withPublisher(wrap func(Publisher) Publisher) rigOpt {
+// withPublisher puts wrap around the real event publisher.
+func withPublisher(wrap func(notify.Publisher) notify.Publisher) rigOpt {
 	return func(s *setup) { s.wrap = wrap }
 }
 
 func withAllowed(cidr string) rigOpt {
-	return func(s *setup) {
-		var p config.Prefixes
-		if err := p.UnmarshalText([]byte(cidr)); err != nil {
-			panic(err)
-		}
-		s.cfg.AllowedIPs = p
-	}
+	return func(s *setup) { s.path.AllowedIPs = []netip.Prefix{netip.MustParsePrefix(cidr)} }
 }
 
+func withRate(perSecond float64) rigOpt {
+	return func(s *setup) { s.path.RejectedRatePerSource = perSecond }
+}
+
+func withRejectedMaxBytes(n int64) rigOpt {
+	return func(s *setup) { s.streams.RejectedMaxBytes = n }
+}
+
+// withMaxBody sets MAX_BODY_BYTES.
+func withMaxBody(n int64) rigOpt {
+	return func(s *setup) { s.path.MaxBodyBytes, s.http.MaxBodyBytes = n, n }
+}
+
+func withServer(f func(*http.Server)) rigOpt { return func(s *setup) { s.server = f } }
+
 // newRig starts NATS (and Redis when useRedis) and a receiver in front.
+// The quarantine rate is unlimited unless withRate says otherwise, so tests
+// that send many bad requests see each of them stored.
 func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 	t.Helper()
 	r := &rig{t: t, nats: testenv.StartNATS(t), logs: &testenv.Buffer{}}
@@ -83,12 +101,25 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 	if r.js, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
 	}
+	st := setup{
+		path: notify.Config{Prefix: prefix, MaxBodyBytes: maxBody, InFlightWait: 5 * time.Second, PublishTimeout: 2 * time.Second,
+			StoreTimeout: 500 * time.Millisecond, DedupeTTL: 168 * time.Hour, RejectedRatePerSource: math.Inf(1),
+			Terminals: []string{terminal, terminal2}},
+		http: Config{MaxBodyBytes: maxBody},
+		streams: publisher.StreamsConfig{Name: "PAYCOMET", Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute,
+			RejectedMaxBytes: 64 << 20, RejectedMaxAge: time.Hour},
+	}
+	for _, o := range opts {
+		o(&st)
+	}
 	ctx := context.Background()
-	if r.stream, err = publisher.EnsureStream(ctx, r.js, publisher.StreamConfig{Name: "PAYCOMET", Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute}); err != nil {
+	streams, err := publisher.EnsureStreams(ctx, r.js, st.streams)
+	if err != nil {
 		t.Fatal(err)
 	}
+	r.stream, r.quarantine = streams.Events, streams.Rejected
 	dopts := dedupe.Options{ClaimTTL: 10 * time.Second, SeenTTL: time.Hour}
-	var store Deduper
+	var store notify.Deduper
 	if useRedis {
 		r.redis = testenv.StartRedis(t)
 		rdb, err := dedupe.NewRedisClient(r.redis.URL())
@@ -96,44 +127,49 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
-		store = dedupe.NewRedis(rdb, dopts)
+		s := dedupe.NewRedis(rdb, dopts)
+		t.Cleanup(func() { s.Close() })
+		store = s
 	} else {
 		kv, err := dedupe.NewJetStreamKV(ctx, r.js, "PAYCOMET_DEDUPE", 1, dopts)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { kv.Close() })
 		store = kv
 	}
-	st := setup{cfg: Config{Prefix: prefix, MaxBodyBytes: 4096, InFlightWait: 5 * time.Second, PublishTimeout: 2 * time.Second, StoreTimeout: 500 * time.Millisecond}}
-	for _, o := range opts {
-		o(&st)
-	}
-	cfg := st.cfg
-	var pub Publisher = publisher.New(r.js, "PAYCOMET")
+	var pub notify.Publisher = publisher.New(r.js, st.streams.Name)
 	if st.wrap != nil {
 		pub = st.wrap(pub)
 	}
 	r.reg = prometheus.NewRegistry()
-	r.metrics = NewMetrics(r.reg)
+	r.metrics = notify.NewMetrics(r.reg)
+	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v := events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)})
-	h, err := New(cfg, v, store, pub, r.metrics, slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	p := notify.New(st.path, v, store, pub, publisher.New(r.js, st.streams.RejectedName()), r.metrics, log)
+	h, err := New(st.http, p, r.metrics, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.srv = httptest.NewServer(h)
+	r.srv = httptest.NewUnstartedServer(h)
+	if st.server != nil {
+		st.server(r.srv.Config)
+	}
+	r.srv.Start()
 	t.Cleanup(r.srv.Close)
 	r.url = r.srv.URL + Path
-	if !cfg.URLToken.IsZero() {
-		r.url += "/" + cfg.URLToken.Reveal()
+	if !st.http.URLToken.IsZero() {
+		r.url += "/" + st.http.URLToken.Reveal()
 	}
 	return r
 }
 
-// sample is a correctly signed notification for this rig's terminal.
+// sample is a correctly signed notification for this rig's terminal,
+// stamped now (a fixed stamp would become stale).
 func sample(typ int, order string, mod ...func(*demo.SampleOptions)) url.Values {
 	o := demo.SampleOptions{Type: typ, MerchantCode: merchant, Terminal: terminal, Password: password,
 		Order: order, Response: "OK", Amount: 1250, Currency: "EUR", IdUser: 70001, TokenUser: "TOKENabc123XYZ",
-		MonthsToExpire: 2, When: time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC)}
+		MonthsToExpire: 2, When: time.Now()}
 	for _, m := range mod {
 		m(&o)
 	}
@@ -169,7 +205,7 @@ func (r *rig) send(form url.Values) answer {
 	return r.post(r.url, "application/x-www-form-urlencoded", form.Encode())
 }
 
-// storedEvent is one message of the stream, decoded.
+// storedEvent is one message of a stream, decoded.
 type storedEvent struct {
 	Subject string
 	MsgID   string
@@ -188,19 +224,61 @@ type storedEvent struct {
 	Raw []byte
 }
 
-// events returns every message in the stream, each checked against the
-// CloudEvents attributes the contract promises and its data's JSON Schema.
-func (r *rig) events() []storedEvent {
+// rejection is the data of a quarantine message.
+type rejection struct {
+	Reason     string              `json:"reason"`
+	Detail     string              `json:"detail"`
+	Status     int                 `json:"status"`
+	Source     string              `json:"source"`
+	ReceivedAt string              `json:"received_at"`
+	Terminal   string              `json:"terminal"`
+	EventID    string              `json:"event_id"`
+	Fields     map[string][]string `json:"fields"`
+	Request    struct {
+		Body         []byte `json:"body"`
+		Truncated    bool   `json:"truncated"`
+		Query        string `json:"query"`
+		ContentType  string `json:"content_type"`
+		URLTokenPath bool   `json:"url_token_path"`
+	} `json:"request"`
+}
+
+func (e storedEvent) rejection(t *testing.T) rejection {
+	t.Helper()
+	var d rejection
+	if err := json.Unmarshal(e.Event.Data, &d); err != nil {
+		t.Fatalf("quarantine data: %v\n%s", err, e.Raw)
+	}
+	return d
+}
+
+// events returns every message of the event stream, each checked against
+// the CloudEvents attributes the contract promises and its data's schema.
+func (r *rig) events() []storedEvent { return r.read(r.stream) }
+
+// quarantined returns every message of the quarantine stream, checked the
+// same way.
+func (r *rig) quarantined() []storedEvent {
+	out := r.read(r.quarantine)
+	for _, e := range out {
+		if e.Subject != prefix+".rejected" || e.Event.Type != "paycomet.rejected" {
+			r.t.Errorf("quarantine message on %s of type %s", e.Subject, e.Event.Type)
+		}
+	}
+	return out
+}
+
+func (r *rig) read(s jetstream.Stream) []storedEvent {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	info, err := r.stream.Info(ctx)
+	info, err := s.Info(ctx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	var out []storedEvent
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := r.stream.GetMsg(ctx, seq)
+		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
 			r.t.Fatalf("get msg %d: %v", seq, err)
 		}
