@@ -24,6 +24,9 @@ commands:
   send        post one signed sample notification to a receiver
   loadgen     load-test a receiver and verify every accepted notification arrived once
   ivr         IVR phone payments over PAYCOMET REST: ivr start|state|cancel < request.json, ivr pay
+  events      events tail: follow the events as they arrive, one readable line each
+  quarantine  quarantine list|show|replay: rejected notifications, run again once fixed
+  dlq         dlq list|show|replay: the refresher's dead letters
   version     print the version
 
 Configuration is read from the environment; see README.md.
@@ -68,6 +71,12 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 		return runIVR(ctx, rest, env, stdin, stdout, stderr)
 	case "loadgen":
 		return runLoadgen(ctx, rest, env, stdout, stderr)
+	case "events":
+		return runEvents(ctx, rest, env, stdout, stderr)
+	case "quarantine":
+		return runQuarantine(ctx, rest, env, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "paycomet-notify %s\n", version)
 		return 0
