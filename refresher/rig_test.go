@@ -344,10 +344,18 @@ func (r *rig) waitOutputs(n int) []message {
 	return out
 }
 
-// settle polls until the refresher's consumer has nothing pending or
-// unacknowledged: every message published so far is fully handled.
+// settle polls until the refresher's consumer has handled every message
+// published so far: the last stream message its filters select is at or
+// below its ack floor, and nothing is pending or unacknowledged. NumPending
+// alone is not enough: the server counts a new message towards a consumer
+// asynchronously, so right after a publish a busy server can still show 0
+// pending for a message the consumer has not seen.
 func (r *rig) settle() {
 	r.t.Helper()
+	var last uint64
+	for _, m := range r.messages(r.consumed) {
+		last = max(last, m.Seq)
+	}
 	testenv.Eventually(r.t, 10*time.Second, "the refresher's consumer to settle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -356,8 +364,32 @@ func (r *rig) settle() {
 			return false
 		}
 		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.AckFloor.Stream >= last && info.NumPending == 0 && info.NumAckPending == 0
 	})
+}
+
+// consumed reports whether the refresher's consumer selects subject.
+func (r *rig) consumed(subject string) bool {
+	for _, f := range r.cfg.Subjects() {
+		if subjectMatches(f, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectMatches is NATS subject matching: "*" is one token, ">" the rest.
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
 }
 
 // ackPending is how many messages the refresher's consumer has delivered
