@@ -25,6 +25,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/handler"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -51,7 +52,7 @@ type rig struct {
 }
 
 type rigOpts struct {
-	wrapPub  func(handler.Publisher) handler.Publisher
+	wrapPub  func(notify.Publisher) notify.Publisher
 	wrapHTTP func(http.Handler) http.Handler
 }
 
@@ -64,7 +65,9 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := publisher.EnsureStream(ctx, r.js, publisher.StreamConfig{Name: stream, Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute}); err != nil {
+	sc := publisher.StreamsConfig{Name: stream, Prefix: prefix, Replicas: 1, DuplicateWindow: 10 * time.Minute,
+		RejectedMaxBytes: 64 << 20, RejectedMaxAge: time.Hour}
+	if _, err := publisher.EnsureStreams(ctx, r.js, sc); err != nil {
 		t.Fatal(err)
 	}
 	redis := testenv.StartRedis(t)
@@ -73,13 +76,17 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	var pub handler.Publisher = publisher.New(r.js, stream)
+	var pub notify.Publisher = publisher.New(r.js, stream)
 	if o.wrapPub != nil {
 		pub = o.wrapPub(pub)
 	}
-	h, err := handler.New(handler.Config{Prefix: prefix, URLToken: secret.New(urlToken), MaxBodyBytes: 65536, PublishTimeout: 2 * time.Second},
-		events.NewVerifier(merchant, terminals), dedupe.NewRedis(rdb, dedupe.Options{ClaimTTL: 5 * time.Second, SeenTTL: time.Hour}),
-		pub, handler.NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	store := dedupe.NewRedis(rdb, dedupe.Options{ClaimTTL: 5 * time.Second, SeenTTL: time.Hour})
+	t.Cleanup(func() { store.Close() })
+	m := notify.NewMetrics(prometheus.NewRegistry())
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	path := notify.New(notify.Config{Prefix: prefix, MaxBodyBytes: 65536, PublishTimeout: 2 * time.Second},
+		events.NewVerifier(merchant, terminals), store, pub, publisher.New(r.js, sc.RejectedName()), m, log)
+	h, err := handler.New(handler.Config{URLToken: secret.New(urlToken), MaxBodyBytes: 65536}, path, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +212,7 @@ func (r *rig) subjects(t *testing.T, from, to uint64) map[string]int {
 // dropping answers 200 for every 7th event without publishing it: a receiver
 // that loses events.
 type dropping struct {
-	next handler.Publisher
+	next notify.Publisher
 	n    atomic.Int64
 }
 
@@ -217,7 +224,7 @@ func (d *dropping) Publish(ctx context.Context, subject, id string, body []byte)
 }
 
 func TestRunDetectsLostEvents(t *testing.T) {
-	r := newRig(t, rigOpts{wrapPub: func(p handler.Publisher) handler.Publisher { return &dropping{next: p} }})
+	r := newRig(t, rigOpts{wrapPub: func(p notify.Publisher) notify.Publisher { return &dropping{next: p} }})
 	rep := run(t, r.options(300))
 	v := rep.Verification
 	if v.Lost == 0 || !rep.Failed() || v.Found+v.Lost != v.Expected {
@@ -231,7 +238,7 @@ func TestRunDetectsLostEvents(t *testing.T) {
 // doubling publishes every 5th event a second time without Nats-Msg-Id, so
 // JetStream cannot drop the copy: a receiver that duplicates events.
 type doubling struct {
-	next handler.Publisher
+	next notify.Publisher
 	nc   *nats.Conn
 	n    atomic.Int64
 }
@@ -249,7 +256,7 @@ func (d *doubling) Publish(ctx context.Context, subject, id string, body []byte)
 
 func TestRunDetectsDuplicatedEvents(t *testing.T) {
 	var d *doubling
-	r := newRig(t, rigOpts{wrapPub: func(p handler.Publisher) handler.Publisher { d = &doubling{next: p}; return d }})
+	r := newRig(t, rigOpts{wrapPub: func(p notify.Publisher) notify.Publisher { d = &doubling{next: p}; return d }})
 	d.nc = r.nats.Connect(t)
 	rep := run(t, r.options(300))
 	if v := rep.Verification; v.Duplicated == 0 || v.Unexpected == 0 || !rep.Failed() {
@@ -259,7 +266,7 @@ func TestRunDetectsDuplicatedEvents(t *testing.T) {
 
 // inventing publishes, besides each 9th event, an event nobody sent.
 type inventing struct {
-	next handler.Publisher
+	next notify.Publisher
 	n    atomic.Int64
 }
 
@@ -276,7 +283,7 @@ func (i *inventing) Publish(ctx context.Context, subject, id string, body []byte
 }
 
 func TestRunDetectsUnexpectedEvents(t *testing.T) {
-	r := newRig(t, rigOpts{wrapPub: func(p handler.Publisher) handler.Publisher { return &inventing{next: p} }})
+	r := newRig(t, rigOpts{wrapPub: func(p notify.Publisher) notify.Publisher { return &inventing{next: p} }})
 	rep := run(t, r.options(200))
 	if v := rep.Verification; v.Unexpected == 0 || !rep.Failed() || v.Lost != 0 || v.Duplicated != 0 {
 		t.Errorf("a receiver inventing events passed:\n%s", text(rep))
@@ -396,7 +403,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // reacting publishes, after every card-expiry notice, the answer a refresher
 // would: a paycomet.card.token_unknown event about the same user.
 type reacting struct {
-	next handler.Publisher
+	next notify.Publisher
 	n    atomic.Int64
 }
 
@@ -425,7 +432,7 @@ func (r *reacting) Publish(ctx context.Context, subject, id string, body []byte)
 // beside the receiver is other traffic, not an event the run did not cause.
 func TestRunIgnoresConsumersReactions(t *testing.T) {
 	re := &reacting{}
-	r := newRig(t, rigOpts{wrapPub: func(p handler.Publisher) handler.Publisher { re.next = p; return re }})
+	r := newRig(t, rigOpts{wrapPub: func(p notify.Publisher) notify.Publisher { re.next = p; return re }})
 	rep := run(t, r.options(300))
 	v := rep.Verification
 	if re.n.Load() == 0 {
