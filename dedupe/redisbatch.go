@@ -3,6 +3,7 @@ package dedupe
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,7 +120,16 @@ func (b *batcher) exec(batch []*pending) {
 		live = append(live, p)
 	}
 	if len(live) > 0 {
-		_, _ = pipe.Exec(ctx) // each command carries its own result and error
+		// Each command carries its own result and error, except when the
+		// pipeline failed as a whole (a connection whose set-up, such as
+		// AUTH, was refused): go-redis then returns the error without
+		// setting it on the commands, which would read as empty replies.
+		cmds, err := pipe.Exec(ctx)
+		if err != nil && !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Err() != nil }) {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+		}
 		b.batches.Add(1)
 		b.commands.Add(int64(len(live)))
 	}
