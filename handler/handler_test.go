@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -308,6 +309,28 @@ func TestStaleAndFuture(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAcceptStale: the path called directly, as quarantine replay
+// --accept-stale will: a stale notification is accepted only when asked.
+func TestAcceptStale(t *testing.T) {
+	r := newRig(t, true)
+	old := sample(1, "STALE5", func(o *demo.SampleOptions) { o.When = time.Now().Add(-300 * time.Hour) })
+	req := notify.Request{Body: []byte(old.Encode()), ContentType: "application/x-www-form-urlencoded", Source: netip.MustParseAddr("192.0.2.7")}
+	if o := r.path.Process(context.Background(), req); o.Kind != notify.Rejected || o.Reason != events.ReasonStale || o.Status != 400 || o.QuarantineID == "" {
+		t.Fatalf("stale without AcceptStale = %+v", o)
+	}
+	req.AcceptStale = true
+	o := r.path.Process(context.Background(), req)
+	if o.Kind != notify.Accepted || o.EventID == "" {
+		t.Fatalf("stale with AcceptStale = %+v", o)
+	}
+	if evs := r.events(); len(evs) != 1 || evs[0].Event.ID != o.EventID {
+		t.Errorf("stream holds %d events, want the accepted one", len(evs))
+	}
+	if o2 := r.path.Process(context.Background(), req); o2.Kind != notify.Duplicate || o2.EventID != o.EventID {
+		t.Errorf("second replay = %+v, want a duplicate of %s", o2, o.EventID)
 	}
 }
 

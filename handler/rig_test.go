@@ -49,6 +49,7 @@ type rig struct {
 	srv        *httptest.Server
 	reg        *prometheus.Registry
 	metrics    *notify.Metrics
+	path       *notify.Path
 	logs       *testenv.Buffer
 	url        string // notification URL, with the token when set
 }
@@ -147,6 +148,7 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v := events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)})
 	p := notify.New(st.path, v, store, pub, publisher.New(r.js, st.streams.RejectedName()), r.metrics, log)
+	r.path = p
 	h, err := New(st.http, p, r.metrics, log)
 	if err != nil {
 		t.Fatal(err)
