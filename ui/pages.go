@@ -26,22 +26,12 @@ var funcs = template.FuncMap{
 		}
 		return t.Format("2006-01-02 15:04:05 -07:00")
 	},
-	"bytes": func(n uint64) string {
-		switch {
-		case n >= 1<<30:
-			return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-		case n >= 1<<20:
-			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-		case n >= 1<<10:
-			return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-		}
-		return fmt.Sprintf("%d B", n)
-	},
+	"bytes": fmtBytes,
 	"maxbytes": func(n int64) string {
 		if n < 0 {
 			return "unbounded"
 		}
-		return fmt.Sprintf("%d B", n)
+		return fmtBytes(uint64(n))
 	},
 	"dash": func(s string) string {
 		if s == "" {
@@ -55,6 +45,18 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
+}
+
+func fmtBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // --- dashboard ---
