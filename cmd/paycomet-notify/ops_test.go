@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +121,41 @@ func TestEventsTailCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "12.50 EUR") || !strings.Contains(out.String(), "authorization") {
 		t.Errorf("tail line lacks amount or operation:\n%s", out.String())
+	}
+}
+
+// serve mounts the operator page on its admin listener: its login form is
+// reachable without the bearer token the other admin routes need, and the
+// page itself needs ADMIN_TOKEN.
+func TestServeMountsTheOperatorPage(t *testing.T) {
+	rig := opstest.New(t)
+	env := opsEnv(rig, demo.Password)
+	env["ADMIN_TOKEN"] = "admin-token-for-the-page"
+	s := startServe(t, env)
+	if code, body := s.get(t, "/ui/login"); code != 200 || !strings.Contains(body, `name="token"`) {
+		t.Fatalf("GET /ui/login = %d\n%s", code, body)
+	}
+	if code, _ := s.get(t, "/metrics"); code != 401 {
+		t.Errorf("GET /metrics without the token = %d, want 401", code)
+	}
+	req, _ := http.NewRequest("GET", s.admin+"/ui/", nil)
+	req.Header.Set("Authorization", "Bearer admin-token-for-the-page")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "PAYCOMET_REJECTED") || !strings.Contains(string(b), "connected") {
+		t.Fatalf("GET /ui/ with the token = %d\n%s", resp.StatusCode, b)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(s.admin + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("GET /ui/events without the token = %d, want 303 to the login form", resp.StatusCode)
 	}
 }

@@ -10,18 +10,23 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/netip"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
 	"github.com/paycomet-notify/paycomet-notify/events"
+	"github.com/paycomet-notify/paycomet-notify/handler"
 	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/ops"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
+	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/ui"
 )
 
 const quarantineUsage = `usage:
@@ -265,4 +270,33 @@ func replayPath(cfg config.Config, store notify.Deduper, js jetstream.JetStream,
 		Terminals:             cfg.Terminals.IDs(),
 	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), store,
 		publisher.New(js, cfg.StreamName), ops.Discard{}, notify.NewMetrics(prometheus.NewRegistry()), log)
+}
+
+// mountOpsPage puts the operator page (/ui) on serve's admin listener. Its
+// replays run through a replay path (replayPath) over serve's own dedupe
+// store and NATS connection, with serve's configuration.
+func mountOpsPage(admin interface{ HandlePage(string, http.Handler) }, cfg config.Config, nc *nats.Conn, js jetstream.JetStream,
+	store notify.Deduper, reg prometheus.Gatherer, log *slog.Logger) error {
+	reader := ops.NewReader(js, ops.StreamsFor(streamsConfig(cfg)))
+	notifyPath := handler.Path
+	if !cfg.URLToken.IsZero() {
+		notifyPath += "/••••••" // the URL token is a secret
+	}
+	page, err := ui.New(ui.Config{
+		Token:            cfg.AdminToken,
+		Reader:           reader,
+		Replayer:         ops.NewReplayer(reader, replayPath(cfg, store, js, log)),
+		Gatherer:         reg,
+		NotificationPath: notifyPath,
+		Log:              log,
+		State: func() ui.State {
+			return ui.State{NATSConnected: nc.IsConnected(), NATSServer: secret.RedactURL(nc.ConnectedUrl()),
+				NATSVersion: nc.ConnectedServerVersion(), DedupeStore: store.Name(), DedupeUp: store.Up()}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	admin.HandlePage("/ui/", page)
+	return nil
 }

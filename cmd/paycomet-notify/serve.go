@@ -206,6 +206,9 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if r.admin, err = service.ListenAdmin(acfg); err != nil {
 		return nil, err
 	}
+	if err = mountOpsPage(r.admin, cfg, r.nc, r.js, r.store, reg, log); err != nil {
+		return nil, err
+	}
 	r.public = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -88,6 +88,7 @@ type Admin struct {
 	// tokenSum is the SHA-256 of the token: comparing fixed-size sums in
 	// constant time leaks neither the token nor its length.
 	tokenSum [sha256.Size]byte
+	pages    []string // path prefixes that check the token themselves (HandlePage)
 }
 
 // ListenAdmin binds the admin listener; Serve serves it.
@@ -126,6 +127,24 @@ func ListenAdmin(cfg AdminConfig) (*Admin, error) {
 // /healthz and /readyz it needs the token when one is set.
 func (a *Admin) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
 
+// HandlePage adds a page under prefix (the operator page, "/ui/") that
+// authenticates its own requests with the same token: bearer header or its
+// login form and session cookie. The listener's bearer check skips it, or
+// the login form could never be reached.
+func (a *Admin) HandlePage(prefix string, h http.Handler) {
+	a.mux.Handle(prefix, h)
+	a.pages = append(a.pages, strings.TrimSuffix(prefix, "/"))
+}
+
+func (a *Admin) ownAuth(path string) bool {
+	for _, p := range a.pages {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Addr is the bound address (useful when Addr asked for port 0).
 func (a *Admin) Addr() net.Addr { return a.ln.Addr() }
 
@@ -144,7 +163,7 @@ func (a *Admin) Task() Task {
 // open so that a load balancer or kubelet needs no secret; everything else,
 // unknown paths included, answers 401 without the token.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !a.cfg.Token.IsZero() && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.Authorized(r) {
+	if !a.cfg.Token.IsZero() && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.ownAuth(r.URL.Path) && !a.Authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="paycomet-notify admin"`)
 		http.Error(w, "unauthorized: this route needs ADMIN_TOKEN as a bearer token", http.StatusUnauthorized)
 		return
