@@ -110,6 +110,7 @@ type Server struct {
 	calls    []Call
 	notes    []Notification
 	closed   bool
+	pay      payments // payment search and info (payments.go)
 }
 
 // New returns a fake that serves through ServeHTTP.
@@ -261,6 +262,9 @@ const (
 
 // ServeHTTP answers one REST call.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.servePayments(w, r) {
+		return
+	}
 	var op string
 	var members []member
 	switch r.URL.Path {
