@@ -12,6 +12,10 @@ const (
 	DefaultLimit   = 50
 	MaxLimit       = 500
 	DefaultMaxScan = 20000
+	// DefaultMatchScan bounds a page whose Match reads bodies (an order
+	// search): each examined message is decoded, so fewer fit in a fast
+	// answer; the page's Older link continues the search.
+	DefaultMatchScan = 5000
 )
 
 // Query selects one page of a stream, read backwards from the end.
@@ -53,6 +57,9 @@ func (r *Reader) Page(ctx context.Context, q Query) (Page, error) {
 	q.Limit = min(q.Limit, MaxLimit)
 	if q.MaxScan == 0 {
 		q.MaxScan = DefaultMaxScan
+		if q.Match != nil {
+			q.MaxScan = DefaultMatchScan
+		}
 	}
 	if q.Filter == "" {
 		q.Filter = ">"
