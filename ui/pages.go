@@ -376,6 +376,15 @@ func (u *UI) replayRejected(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request: give 1 to 500 sequence numbers (seq)", http.StatusBadRequest)
 		return
 	}
+	if st := u.cfg.State(); st.DedupeStore != "" && !st.DedupeUp {
+		// Only the dedupe store remembers notifications accepted longer
+		// ago than the JetStream duplicate window: without it a replay
+		// could publish one twice.
+		u.render(w, r, "results", http.StatusServiceUnavailable, view{Title: "Replay", Nav: "rejected",
+			Error: "The dedupe store (" + st.DedupeStore + ") is unreachable: nothing was replayed. Try again when it is up.",
+			Data: resultsData{Back: "/ui/rejected"}})
+		return
+	}
 	results := u.cfg.Replayer.ReplayRejectedAt(r.Context(), seqs, r.PostFormValue("accept_stale") == "1")
 	d := resultsData{Back: "/ui/rejected"}
 	for _, res := range results {
