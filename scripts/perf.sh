@@ -6,8 +6,12 @@
 # loadgen, and prints serve's peak RSS and Redis memory. Everything it
 # starts is stopped on exit.
 #
-#   scripts/perf.sh [--prefill N] [--profile SECONDS] [loadgen flags...]
+#   scripts/perf.sh [--prefill N] [--profile SECONDS] [--redis-down stop|pause] [loadgen flags...]
 #   e.g. scripts/perf.sh --duration 20s --connections 32
+#
+# --redis-down stop kills Redis once serve is ready (connections refused),
+# --redis-down pause stops it with SIGSTOP (a hanging Redis): the run then
+# measures the receiver publishing through the JetStream window alone.
 #
 # Environment: SERVE_ENV="GOGC=... GOMEMLIMIT=..." adds to serve's environment;
 # KEEP=1 keeps the work directory (logs, profiles).
@@ -16,11 +20,13 @@ cd "$(dirname "$0")/.."
 
 prefill=0
 profile=0
+redis_down=""
 args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--prefill) prefill="$2"; shift 2 ;;
 	--profile) profile="$2"; shift 2 ;;
+	--redis-down) redis_down="$2"; shift 2 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
@@ -28,7 +34,7 @@ done
 work=$(mktemp -d /tmp/pcn-perf.XXXXXX)
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; kill -CONT "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	if [ "${KEEP:-0}" = 1 ]; then echo "perf.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
@@ -67,6 +73,13 @@ pids+=($spid)
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null || { cat "$work/serve.log" >&2; exit 1; }
 
+case "$redis_down" in
+"") ;;
+stop) kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; echo "perf.sh: redis stopped (connections refused)" >&2 ;;
+pause) kill -STOP "${pids[0]}"; echo "perf.sh: redis paused (SIGSTOP: accepts, never answers)" >&2 ;;
+*) echo "perf.sh: --redis-down takes stop or pause" >&2; exit 2 ;;
+esac
+
 # Peak resident memory of serve, sampled every 100ms.
 ( peak=0; while kill -0 "$spid" 2>/dev/null; do
 	r=$(awk '/VmRSS/ {print $2}' "/proc/$spid/status" 2>/dev/null || echo 0)
@@ -84,7 +97,7 @@ if [ "$profile" -gt 0 ]; then
 fi
 
 # CPU seconds (user+system) of a process, from /proc.
-cpusec() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+cpusec() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rpid=${pids[0]}; npid=${pids[1]}
 s0=$(cpusec "$spid"); r0=$(cpusec "$rpid"); n0=$(cpusec "$npid")
 read -r _ u0 ni0 sy0 id0 io0 ir0 si0 st0 _ </proc/stat
@@ -102,8 +115,10 @@ tot=$(( (u1+ni1+sy1+id1+io1+ir1+si1+st1) - (u0+ni0+sy0+id0+io0+ir0+si0+st0) ))
 echo "machine          $(nproc) CPUs, busy $(( 100 * (tot - (id1-id0) - (io1-io0)) / tot ))%, steal $(( 100 * (st1-st0) / tot ))%"
 echo "serve peak RSS   $(( $(cat "$work/rss.peak" 2>/dev/null || echo 0) / 1024 )) MB"
 echo "serve RSS now    $(( $(awk '/VmRSS/ {print $2}' /proc/$spid/status) / 1024 )) MB"
+if [ -z "$redis_down" ]; then
 echo "redis            $(rcli info memory | grep -E '^used_memory_human' | tr -d '\r'), $(rcli dbsize) keys"
 # Time Redis spent per SET (claims and seen marks), inside Redis.
 echo "redis SET        $(rcli info commandstats | grep -E '^cmdstat_set:' | tr -d '\r' | sed 's/.*calls=\([0-9]*\).*usec_per_call=\([0-9.]*\).*/\1 calls, \2 us per call/')"
-curl -s "http://127.0.0.1:$aport/metrics" | grep -E '^paycomet_notify_(accepted_not_published_total|published_without_dedupe_store_total|dedupe_store_errors_total|duplicates_total)' || true
+fi
+curl -s "http://127.0.0.1:$aport/metrics" | grep -E '^paycomet_notify_(http_responses_total|published_without_dedupe_store_total|dedupe_store_errors_total|dedupe_store_up|duplicates_total)' || true
 exit $rc
