@@ -39,7 +39,7 @@ type Config struct {
 	AdminAddr     string     `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
 	NATSURL       secret.URL `env:"NATS_URL"` // may carry user:password
 	// EmbeddedNATSAddr is where the embedded server (NATS_URL empty) listens,
-	// so the refresher, `send` and `nats sub` can reach it. Not 4222, which a
+	// so the refresher, `send` and `events tail` can reach it. Not 4222, which a
 	// machine with NATS installed already uses.
 	EmbeddedNATSAddr string        `env:"EMBEDDED_NATS_ADDR" envDefault:"127.0.0.1:4223"`
 	RedisURL         secret.URL    `env:"REDIS_URL"` // may carry a password

@@ -76,7 +76,7 @@ func printRefresherBanner(w io.Writer, cfg config.Config, c *refresherCmd) {
 	warn := ""
 	if cfg.BankstoreURL == config.DefaultBankstoreURL {
 		warn = "\n  !! BANKSTORE_URL is PAYCOMET's real endpoint, which refuses the demo terminal:\n" +
-			"  !! run the fake (go run ./cmd/bankstore-fake) and set BANKSTORE_URL to its URL.\n"
+			"  !! run the fake (go run ./cmd/paycomet-fake) and set BANKSTORE_URL to its URL.\n"
 	}
 	fmt.Fprintf(w, `
 DEMO MODE: refresher for the public demo terminal %s (never for real money).

@@ -91,14 +91,15 @@ func printDemoBanner(w io.Writer, cfg config.Config, r *receiver) {
   password          %s
   notification URL  %s
   URL for type 108  %s
-  NATS              %s   (try: nats -s %s sub '%s.>')
+  NATS              %s
   dedupe            %s
-  admin             http://%s/metrics
+  admin             http://%s/metrics  (operator page /ui/ with ADMIN_TOKEN)
 
+Watch the events:      paycomet-notify events tail
 Send a signed sample:  paycomet-notify send --demo --type 1
 
 `, cfg.MerchantCode, demo.Terminal, demo.Password, r.notificationURL(false), r.notificationURL(true),
-		cfg.NATSServers(), cfg.NATSServers(), cfg.SubjectPrefix, r.store.Name(), r.admin.Addr())
+		cfg.NATSServers(), r.store.Name(), r.admin.Addr())
 }
 
 // store is what the receiver needs of a dedupe store.
@@ -293,7 +294,7 @@ func (r *receiver) natsDesc() string {
 }
 
 // startEmbeddedNATS runs an in-process JetStream server with its store under
-// DATA_DIR, listening on EMBEDDED_NATS_ADDR for the refresher and `nats sub`.
+// DATA_DIR, listening on EMBEDDED_NATS_ADDR for the refresher and `events tail`.
 func startEmbeddedNATS(cfg config.Config) (*natsserver.Server, error) {
 	host, portStr, err := net.SplitHostPort(cfg.EmbeddedNATSAddr)
 	if err != nil {
