@@ -244,6 +244,7 @@ func (e Event) encodeFast() ([]byte, bool) {
 	o.str("time", e.Time.Format(timeLayout))
 	o.str("datacontenttype", "application/json")
 	o.str("dataschema", e.DataSchema)
+	o.strOmitEmpty("traceparent", e.TraceParent)
 	o.key("data")
 	var ok bool
 	if o.b, ok = appendData(o.b, e.Data); !ok {

@@ -80,6 +80,9 @@ func TestFastEncodingMatchesEncodingJSON(t *testing.T) {
 		e := base
 		e.Data = full.Interface()
 		sameEncoding(t, typ.Name()+" with every field", e)
+		e.TraceParent = `00-<&>"` + "\u2028"
+		sameEncoding(t, typ.Name()+" with every field and a traceparent", e)
+		e.TraceParent = ""
 		e.Data = zero
 		e.Subject = ""
 		sameEncoding(t, typ.Name()+" empty", e)

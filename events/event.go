@@ -30,6 +30,11 @@ type Event struct {
 	Terminal  string // "" for rejected events
 	Operation string // "authorization", ..., "operation_N", or OperationRejected
 	Outcome   string // OutcomeOK, OutcomeKO, OutcomePending, OutcomeNotice; "" for rejected
+
+	// TraceParent is the W3C trace context of the request that caused the
+	// event (the CloudEvents distributed-tracing extension attribute);
+	// empty, and then absent from the JSON, when tracing is off.
+	TraceParent string
 }
 
 // Topic is the NATS subject consumers filter on (contract section 6):
@@ -59,6 +64,7 @@ type envelope struct {
 	Time            string `json:"time"`
 	DataContentType string `json:"datacontenttype"`
 	DataSchema      string `json:"dataschema"`
+	TraceParent     string `json:"traceparent,omitempty"`
 	Data            any    `json:"data"`
 }
 
@@ -86,6 +92,7 @@ func (e Event) encodeReflect() ([]byte, error) {
 		Time:            e.Time.Format(timeLayout),
 		DataContentType: "application/json",
 		DataSchema:      e.DataSchema,
+		TraceParent:     e.TraceParent,
 		Data:            e.Data,
 	})
 	if err != nil {

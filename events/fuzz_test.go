@@ -76,9 +76,12 @@ func check(t *testing.T, v *Verifier, f Form) {
 	if !utf8.Valid(b) {
 		t.Fatalf("encoded event is not valid UTF-8: %q", b)
 	}
-	if fast, ok := ev.encodeFast(); ok {
-		if want, err := ev.encodeReflect(); err != nil || !bytes.Equal(fast, want) {
-			t.Fatalf("fast encoding differs from encoding/json (%v):\nfast: %s\njson: %s", err, fast, want)
+	for _, tp := range []string{"", goldenTraceParent} {
+		ev.TraceParent = tp
+		if fast, ok := ev.encodeFast(); ok {
+			if want, err := ev.encodeReflect(); err != nil || !bytes.Equal(fast, want) {
+				t.Fatalf("fast encoding differs from encoding/json (%v):\nfast: %s\njson: %s", err, fast, want)
+			}
 		}
 	}
 }

@@ -125,9 +125,18 @@ func TestFixturesGolden(t *testing.T) {
 			}
 			b := validate(t, e)
 			compareGolden(t, fx.name, b)
+			if fx.name == "authorization_ok" {
+				// With tracing on the envelope gains traceparent, and
+				// nothing else changes.
+				e.TraceParent = goldenTraceParent
+				compareGolden(t, fx.name+"_traceparent", validate(t, e))
+			}
 		})
 	}
 }
+
+// goldenTraceParent is a W3C traceparent (the specification's example).
+const goldenTraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 func compareGolden(t *testing.T, name string, encoded []byte) {
 	t.Helper()
