@@ -23,7 +23,10 @@
 // acknowledged the event, so Seen always means durable. A lease that is never
 // completed (the receiver was killed mid-publish, the publish failed and the
 // release was lost) expires after the claim TTL and the next copy claims the
-// key again. The worst a failure can do is let a notification be published
+// key again; meanwhile the notification path does not wait it out: a copy
+// that finds the key InFlight for longer than INFLIGHT_WAIT publishes the
+// same event itself (notify's takeover) and, when its publish stored the
+// event, MarkSeen with a bare Lease{Key: key} replaces the dead lease. The worst a failure can do is let a notification be published
 // twice, which JetStream's Nats-Msg-Id window then removes; the handler also
 // publishes when the store itself is unreachable, for the same reason.
 //

@@ -91,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		withoutDedupe: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricWithoutDedupe,
 			Help: "Notifications published while the dedupe store was unreachable (JetStream's window deduped them)."}),
 		inflightWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricInflightWaits,
-			Help: "Copies that arrived while the first copy was being published, by how the wait ended."}, []string{"result"}),
+			Help: "Copies that arrived while the first copy was being published, by how the wait ended (claimed, seen, takeover: published the copy too after INFLIGHT_WAIT)."}, []string{"result"}),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricRequestSeconds,
 			Help: "Time to answer a notification, by status class.", Buckets: buckets}, []string{"class"}),
 		conflicting: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricConflictingCopies,
@@ -143,7 +143,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.quarantined.WithLabelValues(r)
 	}
 	m.unauthorized.WithLabelValues("other")
-	for _, r := range []string{"claimed", "seen", "timeout"} {
+	for _, r := range []string{"claimed", "seen", "takeover"} {
 		m.inflightWaits.WithLabelValues(r)
 	}
 	m.answers = map[int]prometheus.Counter{}

@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
@@ -52,7 +53,7 @@ type Config struct {
 	// DedupeTTL is how long a notification is remembered; a signed one older
 	// than that cannot be told from a replay and is rejected as stale.
 	DedupeTTL      time.Duration
-	InFlightWait   time.Duration // how long a copy waits for the first copy's publish
+	InFlightWait   time.Duration // how long a copy waits for the first copy's publish before publishing too (takeover)
 	PublishTimeout time.Duration // bound on the wait for a JetStream ack
 	StoreTimeout   time.Duration // bound on each dedupe store call
 	// RejectedRatePerSource is how many rejected requests per second and
@@ -295,15 +296,11 @@ func (p *Path) deliver(ctx context.Context, ev events.Event, body []byte, fp str
 			return p.conflictingCopy(ctx, rej)
 		}
 		return Outcome{Kind: Duplicate, EventID: ev.ID}
-	case claimTimeout:
-		ts.unavailable.Inc()
-		return Outcome{Kind: Unavailable, EventID: ev.ID, Detail: "a copy of this notification is still being published; retry"}
 	}
+	takeover := st == claimTakeover
 
-	pctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 	t0 := p.now()
-	ack, err := p.pub.Publish(pctx, ev.Topic(p.cfg.Prefix), ev.ID, body)
-	cancel()
+	ack, err := p.publish(ctx, ev, body)
 	if err != nil {
 		if held {
 			p.release(ctx, lease)
@@ -320,7 +317,16 @@ func (p *Path) deliver(ctx context.Context, ev events.Event, body []byte, fp str
 	} else {
 		ts.published.Inc()
 	}
-	if held {
+	if takeover && ack.Duplicate {
+		// The first copy's event is durable. Its holder (when alive) marks
+		// it seen with its own fingerprint; a conflicting copy is told
+		// once that mark is there.
+		return p.afterTakeover(ctx, ev.ID, fp, rej)
+	}
+	if held || takeover {
+		// A takeover whose publish was the fresh one stored this copy's
+		// body: its fingerprint is the right one, and the seen mark
+		// replaces the dead holder's lease (MarkSeen needs only the key).
 		sctx, cancel := context.WithTimeout(ctx, p.cfg.StoreTimeout)
 		err := p.store.MarkSeen(sctx, lease, fp)
 		cancel()
@@ -351,9 +357,9 @@ func (p *Path) conflictingCopy(ctx context.Context, rej rejection) Outcome {
 type claimResult int
 
 const (
-	claimPublish claimResult = iota // go on and publish (held says whether a lease is ours)
-	claimSeen                       // already durable
-	claimTimeout                    // a copy in flight did not finish within InFlightWait
+	claimPublish  claimResult = iota // go on and publish (held says whether a lease is ours)
+	claimSeen                        // already durable
+	claimTakeover                    // a copy in flight did not finish within InFlightWait: publish it too
 )
 
 // claim takes the dedupe lease. held=false with claimPublish means the store
@@ -389,13 +395,15 @@ func (p *Path) claim(ctx context.Context, id string) (dedupe.Lease, bool, claimR
 		}
 		// InFlight: the first copy is being published. Wait for it to
 		// become durable (Seen) or to give up (Claimed), never answer
-		// before that.
+		// before that; past InFlightWait publish this copy too (see
+		// takeover).
 		waited = true
-		if p.now().Add(pause).After(deadline) {
-			p.m.inflightWaits.WithLabelValues("timeout").Inc()
-			return dedupe.Lease{}, false, claimTimeout
+		left := deadline.Sub(p.now())
+		if left <= 0 {
+			p.m.inflightWaits.WithLabelValues("takeover").Inc()
+			return dedupe.Lease{Key: id}, false, claimTakeover
 		}
-		time.Sleep(pause)
+		time.Sleep(min(pause, left))
 		pause = min(pause*2, 50*time.Millisecond)
 	}
 }
@@ -420,4 +428,89 @@ func (p *Path) warnf(key, msg string, attrs ...any) {
 		}
 		p.log.Warn(msg, attrs...)
 	}
+}
+
+// publish and takeover: what a copy does when the first copy is still in flight after
+// InFlightWait.
+//
+// A lease names no living process: when the receiver holding it was killed
+// mid-publish, the lease stays until the claim TTL (PUBLISH_TIMEOUT+10s)
+// ends it. Copies that merely waited for it and answered 503 kept PAYCOMET's
+// retries failing for all that time, and their waits filled the survivor's
+// connections. So a copy that still finds the key in flight after
+// InFlightWait publishes the same event itself, with the same Nats-Msg-Id:
+//
+//   - the holder never published (it died first): this publish is the
+//     event, acknowledged as new; the copy marks the key seen with its own
+//     fingerprint, replacing the dead lease;
+//   - the holder's publish landed (alive and slow, or dead before marking):
+//     JetStream's duplicate window answers with a Duplicate ack, which it
+//     gives only for a message already stored (on a cluster: committed; a
+//     message still being proposed is answered "duplicate message id is in
+//     process", which publish retries until PUBLISH_TIMEOUT). The copy
+//     answers 200 as a duplicate and leaves the mark to the holder, whose
+//     body is the event;
+//   - the publish fails: 503, nothing remembered, as for a first copy.
+//
+// So nothing is answered 200 before JetStream acknowledged the event, and a
+// dead holder delays its copies by InFlightWait plus one publish instead of
+// the claim TTL. This is safe while the duplicate window covers the lease:
+// a takeover happens only while a lease lives (at most the claim TTL after
+// the holder's publish began), and STREAM_DUPLICATE_WINDOW (10m by default)
+// is far longer than PUBLISH_TIMEOUT+10s. The price is one extra publish
+// per copy whose first copy takes longer than InFlightWait, which JetStream
+// drops. A shorter claim lease kept alive by a heartbeat was the other way:
+// it needs a store write per second per publish, still makes copies wait
+// the lease out, and a paused holder loses its lease anyway; the window is
+// the guarantee either way.
+//
+// publish publishes ev within PublishTimeout. A publish refused because
+// the same id is still being committed (another copy's, on a cluster) is
+// tried again until the deadline: its outcome decides, and the next attempt
+// gets a Duplicate ack once that message is stored, or stores this one if
+// the other was lost with a failed leader.
+func (p *Path) publish(ctx context.Context, ev events.Event, body []byte) (publisher.Ack, error) {
+	pctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
+	defer cancel()
+	pause := 5 * time.Millisecond
+	for {
+		ack, err := p.pub.Publish(pctx, ev.Topic(p.cfg.Prefix), ev.ID, body)
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errInProcess {
+			return ack, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-pctx.Done():
+			t.Stop()
+			return ack, err
+		case <-t.C:
+		}
+		pause = min(pause*2, 100*time.Millisecond)
+	}
+}
+
+// errInProcess is the JetStream error code (409) for a publish whose
+// Nats-Msg-Id belongs to a message a clustered stream is still committing.
+const errInProcess = 10158
+
+// afterTakeover answers a takeover copy whose publish was a duplicate: the
+// event is durable. Claim once more to compare fingerprints when the
+// first copy's mark is there; a conflicting copy is quarantined as it would
+// have been had it waited.
+func (p *Path) afterTakeover(ctx context.Context, id, fp string, rej rejection) Outcome {
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.StoreTimeout)
+	lease, st, err := p.store.Claim(sctx, id)
+	cancel()
+	switch {
+	case err != nil:
+		p.m.claimErrors.Inc()
+	case st == dedupe.Seen && lease.Fingerprint != "" && lease.Fingerprint != fp:
+		return p.conflictingCopy(ctx, rej)
+	case st == dedupe.Claimed:
+		// The lease ended meanwhile: give this one back, so the next copy
+		// marks the key after its own (duplicate) publish, as before.
+		p.release(ctx, lease)
+	}
+	return Outcome{Kind: Duplicate, EventID: id}
 }
