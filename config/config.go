@@ -82,19 +82,26 @@ type Config struct {
 	RefresherMaxDeliver int             `env:"REFRESHER_MAX_DELIVER" envDefault:"10"`
 	RefresherBackoff    []time.Duration `env:"REFRESHER_BACKOFF" envDefault:"5s,30s,2m,10m,30m"`
 	RefresherAdminAddr  string          `env:"REFRESHER_ADMIN_ADDR" envDefault:"127.0.0.1:9091"`
+
+	// NATS is NATS_CREDS, NATS_NKEY_SEED, NATS_USER/NATS_PASSWORD and
+	// NATS_TLS_*: how every subcommand authenticates to a NATS cluster.
+	NATS NATSAuth
+	// Redis is Sentinel, REDIS_PASSWORD and REDIS_TLS_*.
+	Redis RedisConn
 }
 
 // Load parses environ (the process environment as a map) and checks it.
-// readFile reads PAYCOMET_TERMINALS_FILE; nil means os.ReadFile.
+// readFile reads PAYCOMET_TERMINALS_FILE and the NATS and Redis credential
+// and TLS files; nil means os.ReadFile.
 func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Config, error) {
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		return Config{}, fmt.Errorf("config: %w", nameVariables(err))
 	}
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
 	if c.TerminalsFile != "" {
-		if readFile == nil {
-			readFile = os.ReadFile
-		}
 		b, err := readFile(c.TerminalsFile)
 		if err != nil {
 			return Config{}, fmt.Errorf("config: PAYCOMET_TERMINALS_FILE: %w", err)
@@ -114,7 +121,7 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 			c.Terminals[id] = more[id]
 		}
 	}
-	if err := errors.Join(c.check()...); err != nil {
+	if err := errors.Join(append(c.check(), c.checkProduction(readFile)...)...); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return c, nil

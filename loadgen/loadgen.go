@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
 
@@ -76,6 +78,9 @@ type Options struct {
 	NATSURL string
 	Stream  string
 	Prefix  string
+	// NATSOptions are added to the verifier's connection (NATS_CREDS,
+	// NATS_TLS_* and the rest, from service.AuthOptions).
+	NATSOptions []nats.Option
 	// Settle is how long to wait after the last answer before reading the
 	// stream, so that a publish answered 503 but stored late is seen;
 	// default 2s.

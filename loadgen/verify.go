@@ -68,8 +68,8 @@ type verifier struct {
 }
 
 func openVerifier(ctx context.Context, o Options, gen *generator) (*verifier, error) {
-	nc, err := nats.Connect(o.NATSURL, nats.Name("paycomet-notify loadgen"), nats.Timeout(2*time.Second),
-		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(o.NATSURL, append([]nats.Option{nats.Name("paycomet-notify loadgen"), nats.Timeout(2 * time.Second),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, o.NATSOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect NATS to verify: %w", err)
 	}

@@ -43,7 +43,7 @@ func openOps(name string, cfg config.Config) (*opsConn, error) {
 		hint = " (is `paycomet-notify serve --demo` running? with NATS_URL empty this command uses its embedded NATS)"
 	}
 	nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify " + name, URL: cfg.NATSServers(), Hint: hint,
-		Timeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+		Timeout: 5 * time.Second, Auth: cfg.NATS}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

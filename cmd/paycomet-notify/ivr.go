@@ -606,7 +606,7 @@ func errorSuffix(code int) string {
 // events of one terminal and operation (all outcomes). It is the only place
 // `ivr` touches NATS.
 func ivrSubscribe(cfg config.Config, terminal, operation string) (*nats.Conn, *nats.Subscription, error) {
-	nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify ivr pay", URL: cfg.NATSServers(), Timeout: 3 * time.Second},
+	nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify ivr pay", URL: cfg.NATSServers(), Timeout: 3 * time.Second, Auth: cfg.NATS},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, err

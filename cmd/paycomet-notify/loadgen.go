@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/internal/service"
 	"github.com/paycomet-notify/paycomet-notify/loadgen"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -143,6 +144,10 @@ func runLoadgen(ctx context.Context, args []string, env map[string]string, stdou
 	}
 	if o.NATSURL == "" {
 		o.NATSURL = cfg.NATSServers().Reveal()
+	}
+	if o.NATSOptions, err = service.AuthOptions(cfg.NATS); err != nil {
+		fmt.Fprintf(stderr, "paycomet-notify loadgen: %v\n", err)
+		return 1
 	}
 	if o.Stream == "" {
 		o.Stream = cfg.StreamName

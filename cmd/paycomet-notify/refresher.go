@@ -109,7 +109,7 @@ func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 	if cfg.NATSURL.IsZero() {
 		hint = " (is `paycomet-notify serve --demo` running? the refresher uses its embedded NATS when NATS_URL is empty)"
 	}
-	if c.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify refresher", URL: cfg.NATSServers(), Hint: hint}, log); err != nil {
+	if c.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify refresher", URL: cfg.NATSServers(), Hint: hint, Auth: cfg.NATS}, log); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(c.nc)

@@ -98,7 +98,7 @@ func runSend(ctx context.Context, args []string, env map[string]string, stdout, 
 
 	var sub *nats.Subscription
 	if *watch && (*demoMode || !cfg.NATSURL.IsZero()) {
-		nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify send", URL: cfg.NATSServers(), Timeout: 2 * time.Second},
+		nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify send", URL: cfg.NATSServers(), Timeout: 2 * time.Second, Auth: cfg.NATS},
 			slog.New(slog.DiscardHandler))
 		if err != nil {
 			fmt.Fprintf(stderr, "paycomet-notify send: not watching for the event: %v\n", err)

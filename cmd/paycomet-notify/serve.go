@@ -139,7 +139,7 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	}
 	// No reconnect buffer: a publish while disconnected fails at once (503)
 	// instead of being sent later, after we answered.
-	if r.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify serve", URL: cfg.NATSServers(), NoReconnectBuffer: true}, log); err != nil {
+	if r.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify serve", URL: cfg.NATSServers(), NoReconnectBuffer: true, Auth: cfg.NATS}, log); err != nil {
 		return nil, err
 	}
 	if r.js, err = jetstream.New(r.nc); err != nil {

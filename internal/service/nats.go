@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
 
@@ -41,6 +42,37 @@ type NATSConfig struct {
 	MinVersion string
 	// Timeout bounds the first connection; zero means nats.go's 2s.
 	Timeout time.Duration
+	// Auth is NATS_CREDS, NATS_NKEY_SEED, NATS_USER/NATS_PASSWORD and
+	// NATS_TLS_* (config.Config.NATS): every subcommand passes it.
+	Auth config.NATSAuth
+}
+
+// AuthOptions are the nats.go options for auth (credentials file, nkey
+// seed, user and password, TLS). Their errors name the variable, never a
+// secret.
+func AuthOptions(auth config.NATSAuth) ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case auth.Creds != "":
+		opts = append(opts, nats.UserCredentials(auth.Creds))
+	case auth.NKeySeed != "":
+		o, err := nats.NkeyOptionFromSeed(auth.NKeySeed)
+		if err != nil {
+			// nats.go's message names the file and the problem, not the seed.
+			return nil, fmt.Errorf("NATS_NKEY_SEED %s: %w", auth.NKeySeed, err)
+		}
+		opts = append(opts, o)
+	case auth.User != "":
+		opts = append(opts, nats.UserInfo(auth.User, auth.Password.Reveal()))
+	}
+	tlsCfg, err := auth.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, nats.Secure(tlsCfg))
+	}
+	return opts, nil
 }
 
 // ConnectNATS connects, reconnecting forever afterwards, and refuses a server
@@ -48,7 +80,17 @@ type NATSConfig struct {
 // with their user information redacted, and client errors are scrubbed of
 // the URL's credentials.
 func ConnectNATS(cfg NATSConfig, log *slog.Logger) (*nats.Conn, error) {
-	scrub := cfg.URL.Scrub
+	scrub := func(s string) string {
+		s = cfg.URL.Scrub(s)
+		if p := cfg.Auth.Password.Reveal(); p != "" {
+			s = strings.ReplaceAll(s, p, "[redacted]")
+		}
+		return s
+	}
+	auth, err := AuthOptions(cfg.Auth)
+	if err != nil {
+		return nil, &permanent{err}
+	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -74,6 +116,7 @@ func ConnectNATS(cfg NATSConfig, log *slog.Logger) (*nats.Conn, error) {
 			log.Warn("nats async error", "subject", subject, "err", scrub(err.Error()))
 		}),
 	}
+	opts = append(opts, auth...)
 	if cfg.NoReconnectBuffer {
 		opts = append(opts, nats.ReconnectBufSize(-1))
 	}
@@ -86,7 +129,7 @@ func ConnectNATS(cfg NATSConfig, log *slog.Logger) (*nats.Conn, error) {
 	}
 	if err := CheckServerVersion(nc.ConnectedServerVersion(), cfg.MinVersion); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("NATS %s: %w", cfg.URL, err)
+		return nil, &permanent{fmt.Errorf("NATS %s: %w", cfg.URL, err)}
 	}
 	return nc, nil
 }

@@ -221,14 +221,31 @@ type NATS struct {
 	Dir  string
 	mu   sync.Mutex
 	srv  *natsserver.Server
+	// configure, when set, changes the server's options before each start
+	// (authentication, TLS).
+	configure func(*natsserver.Options)
 }
 
 // StartNATS starts a JetStream-enabled server on a free port with its store in
 // a temporary directory, shut down at test cleanup.
-func StartNATS(t testing.TB) *NATS {
+func StartNATS(t testing.TB) *NATS { return StartNATSWith(t, nil) }
+
+// StartNATSWith is StartNATS with configure applied to the server's options
+// (users, nkeys, TLS) before every start.
+func StartNATSWith(t testing.TB, configure func(*natsserver.Options)) *NATS {
 	t.Helper()
-	n := &NATS{t: t, Dir: t.TempDir()}
+	n := &NATS{t: t, Dir: t.TempDir(), configure: configure}
 	n.Start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// NewNATS is a server that is not started yet, on a port FreePort found
+// free, so that a test can start a client first and the server later
+// (Start). A clash on the port at Start is retried until startDeadline.
+func NewNATS(t testing.TB, configure func(*natsserver.Options)) *NATS {
+	t.Helper()
+	n := &NATS{t: t, Dir: t.TempDir(), configure: configure, Port: FreePort(t)}
 	t.Cleanup(n.Stop)
 	return n
 }
@@ -277,6 +294,9 @@ func (n *NATS) start(deadline time.Time) (*natsserver.Server, error) {
 		StoreDir:  n.Dir,
 		NoLog:     true,
 		NoSigs:    true,
+	}
+	if n.configure != nil {
+		n.configure(opts)
 	}
 	srv, err := natsserver.NewServer(opts)
 	if err != nil {
