@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stations := fs.String("stations", paycometrest.DemoStationID, "REST: comma-separated IVR station ids the fake accepts (empty: any)")
 	notifyURL := fs.String("notify-url", "http://127.0.0.1:8080/paycomet/notifications/"+demo.URLToken,
 		"REST: where IVR payment notifications are posted (empty: none); the default is `serve --demo`'s")
+	demoOps := fs.Bool("demo-operations", true, "REST: seed the operations DEMO1 to DEMO5 of the last half hour for `reconcile --demo`")
 	step := fs.Duration("step", 500*time.Millisecond, "REST: one step of an IVR session script (OK and KO end after 16 steps)")
 	var seeds []seed
 	fs.Func("user", "seed a card as `id:token:pan:mmyy` (repeatable)", func(v string) error {
@@ -146,6 +147,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer rest.Close()
+	if n, err := strconv.Atoi(*terminal); err == nil && *demoOps {
+		rest.AddOperations(paycomettest.DemoOperations(n, time.Now())...)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(bankstorePath, bs)

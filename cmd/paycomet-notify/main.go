@@ -77,6 +77,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 		return runQuarantine(ctx, rest, env, stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, rest, env, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "paycomet-notify %s\n", version)
 		return 0

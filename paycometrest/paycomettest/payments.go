@@ -475,3 +475,19 @@ func (s *Server) info(terminal int, order string) map[string]any {
 	pay["history"] = hist
 	return map[string]any{"errorCode": 0, "payment": pay}
 }
+
+// DemoOperations are what `paycomet-fake` seeds for the reconciliation
+// demo: five operations of terminal in the half hour before now. The
+// README's demo sends the notifications of DEMO1, DEMO3 and DEMO4 with
+// `send --demo` (its default amount is 1999 EUR), so `reconcile --demo
+// --last 1h` finds DEMO2 and DEMO5 missing.
+func DemoOperations(terminal int, now time.Time) []Operation {
+	at := func(m int) time.Time { return now.Add(time.Duration(m-30) * time.Minute) }
+	return []Operation{
+		{Terminal: terminal, Order: "DEMO1", Type: 1, State: 1, Amount: 1999, Currency: "EUR", Time: at(0), AuthCode: "DEMOA1"},
+		{Terminal: terminal, Order: "DEMO2", Type: 1, State: 1, Amount: 2500, Currency: "EUR", Time: at(3), AuthCode: "DEMOA2"},
+		{Terminal: terminal, Order: "DEMO3", Type: 1, State: 0, Amount: 1999, Currency: "EUR", Time: at(6), ErrorCode: 190},
+		{Terminal: terminal, Order: "DEMO4", Type: 2, State: 1, Amount: 500, Currency: "EUR", Time: at(9), AuthCode: "DEMOR4"},
+		{Terminal: terminal, Order: "DEMO5", Type: 3, State: 1, Amount: 1999, Currency: "EUR", Time: at(12), AuthCode: "DEMOP5"},
+	}
+}
