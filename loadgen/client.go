@@ -23,6 +23,7 @@ import (
 // receiver that CPU would be taken from the thing being measured.
 type conn struct {
 	target  *target
+	backend int // index of target among the run's URLs
 	c       net.Conn
 	br      *bufio.Reader
 	buf     []byte

@@ -35,6 +35,11 @@ type Options struct {
 	// URL is the notification URL, with the URL token when the receiver has
 	// one. http or https.
 	URL string
+	// Backends are further notification URLs of the same deployment (other
+	// receivers): the connections are spread over URL and Backends in turn,
+	// and a connection whose request got no answer moves to the next one,
+	// as a load balancer stops sending to a dead backend. Empty: URL only.
+	Backends []string
 	// URLToken is the receiver's URL_TOKEN: it never appears in the report
 	// or in errors, and when set the mix includes unsigned card-expiry
 	// notices (108), which the receiver accepts only through the token.
@@ -101,10 +106,24 @@ type Options struct {
 	// caller watch a run, as the fault tests do to break a dependency only
 	// once load flows and restore it only once the break was felt.
 	OnAnswer func(status int)
+	// OnAttempt, when set, is called after every request as OnAnswer is,
+	// with when it was sent, how long it took and whether it was a first
+	// attempt: what a fault test needs to tell availability and latency
+	// per phase of a run.
+	OnAttempt func(Attempt)
 
 	// RunID prefixes every Order of the run, so verification counts only
 	// this run's events; default "LG" and 8 random characters.
 	RunID string
+}
+
+// Attempt is one request of a run, as Options.OnAttempt sees it.
+type Attempt struct {
+	Start   time.Time
+	Latency time.Duration
+	Status  int // 0: connection error
+	Retry   int // 0 for the first attempt of a send
+	Backend int // index of the URL it went to: 0 URL, i Backends[i-1]
 }
 
 // DefaultRetryBackoff is the retry schedule when Options.RetryBackoff is empty.
@@ -191,9 +210,14 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := o.defaults(); err != nil {
 		return Report{}, fmt.Errorf("loadgen: %w", err)
 	}
-	tgt, err := parseTarget(o.URL)
-	if err != nil {
-		return Report{}, fmt.Errorf("loadgen: %w", err)
+	var tgts []*target
+	var err error
+	for _, u := range append([]string{o.URL}, o.Backends...) {
+		tgt, err := parseTarget(u)
+		if err != nil {
+			return Report{}, fmt.Errorf("loadgen: %w", err)
+		}
+		tgts = append(tgts, tgt)
 	}
 	ids := make([]string, 0, len(o.Terminals))
 	for id := range o.Terminals {
@@ -221,7 +245,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		defer v.close()
 	}
 
-	r := newRunner(o, tgt, gen)
+	r := newRunner(o, tgts, gen)
 	r.run(ctx)
 	r.fill(&rep)
 	if err := ctx.Err(); err != nil {
@@ -255,7 +279,7 @@ func redact(s string, tok secret.Value) string {
 // runner is the load loop of one run.
 type runner struct {
 	o     Options
-	tgt   *target
+	tgts  []*target
 	gen   *generator
 	pace  pacer
 	ring  dupRing
@@ -279,8 +303,8 @@ type runner struct {
 
 const maxErrSamples = 8
 
-func newRunner(o Options, tgt *target, gen *generator) *runner {
-	r := &runner{o: o, tgt: tgt, gen: gen, errs: map[string]int{}}
+func newRunner(o Options, tgts []*target, gen *generator) *runner {
+	r := &runner{o: o, tgts: tgts, gen: gen, errs: map[string]int{}}
 	if o.Rate > 0 {
 		r.pace.interval = int64(float64(time.Second) / o.Rate)
 	}
@@ -333,7 +357,7 @@ func (r *runner) take(ctx context.Context, deadline time.Time) bool {
 }
 
 func (r *runner) worker(ctx context.Context, w int, deadline time.Time) {
-	c := &conn{target: r.tgt, timeout: r.o.RequestTimeout}
+	c := &conn{target: r.tgts[w%len(r.tgts)], backend: w % len(r.tgts), timeout: r.o.RequestTimeout}
 	defer c.close()
 	rnd := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 	for r.take(ctx, deadline) {
@@ -376,6 +400,13 @@ func (r *runner) deliver(ctx context.Context, c *conn, body string) bool {
 		r.status[min(status, len(r.status)-1)].Add(1)
 		if r.o.OnAnswer != nil {
 			r.o.OnAnswer(status)
+		}
+		if r.o.OnAttempt != nil {
+			r.o.OnAttempt(Attempt{Start: t0, Latency: d, Status: status, Retry: attempt, Backend: c.backend})
+		}
+		if err != nil && len(r.tgts) > 1 {
+			c.backend = (c.backend + 1) % len(r.tgts)
+			c.target = r.tgts[c.backend]
 		}
 		if err == nil {
 			r.latency.record(d)

@@ -442,3 +442,38 @@ func TestRunIgnoresConsumersReactions(t *testing.T) {
 		t.Errorf("refresher outputs (%d) were not counted as other traffic:\n%s", re.n.Load(), text(rep))
 	}
 }
+
+// TestRunBackendsFailOver: connections are spread over URL and Backends; a
+// connection whose backend is dead moves to the next and its notification
+// is retried there, and OnAttempt sees every request with its attempt.
+func TestRunBackendsFailOver(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	o := r.options(100)
+	o.Connections, o.DupShare = 2, 0
+	o.Backends = []string{r.url}
+	o.URL = "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) + handler.Path + "/" + urlToken
+	var mu sync.Mutex
+	first, retried, byBackend := 0, 0, map[int]map[int]int{0: {}, 1: {}}
+	o.OnAttempt = func(a Attempt) {
+		mu.Lock()
+		defer mu.Unlock()
+		if a.Retry == 0 {
+			first++
+		} else {
+			retried++
+		}
+		byBackend[a.Backend][a.Status]++
+		if a.Start.IsZero() || a.Latency <= 0 {
+			t.Errorf("attempt without start or latency: %+v", a)
+		}
+	}
+	rep := run(t, o)
+	mu.Lock()
+	defer mu.Unlock()
+	if rep.Failed() || rep.Accepted != 100 || rep.ByStatus[0] != 1 || rep.Retries != 1 {
+		t.Errorf("one connection on a dead backend should fail once and move:\n%s", text(rep))
+	}
+	if first != 100 || retried != 1 || byBackend[0][0] != 1 || byBackend[1][200] != 100 {
+		t.Errorf("OnAttempt: %d first attempts, %d retries, by backend %v", first, retried, byBackend)
+	}
+}
