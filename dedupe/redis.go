@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,40 +163,7 @@ const (
 // 64 concurrent requests, 1s dial timeout, 500ms read and write timeouts and a
 // single retry. Errors never contain the URL, which may hold a password.
 func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
-	if _, err := url.Parse(rawURL); err != nil {
-		// url.Error quotes the whole URL, password included: do not wrap it.
-		return nil, errors.New("parse redis url: malformed url (not shown, it may hold a password)")
-	}
-	o, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse redis url: %w", err)
-	}
-	if o.PoolSize == 0 {
-		o.PoolSize = redisPoolSize
-	}
-	if o.DialTimeout == 0 {
-		o.DialTimeout = redisDialTimeout
-	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = redisIOTimeout
-	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = redisIOTimeout
-	}
-	if o.PoolTimeout == 0 {
-		o.PoolTimeout = redisPoolTimeout
-	}
-	if o.MaxRetries == 0 {
-		o.MaxRetries = redisMaxRetries
-	}
-	if o.MaxRetryBackoff == 0 {
-		o.MaxRetryBackoff = redisMaxRetryWait
-	}
-	// go-redis otherwise dials 5 times per connection with 100ms pauses,
-	// which makes every request to a dead server take half a second or more.
-	o.DialerRetries = 1
-	o.ContextTimeoutEnabled = true
-	return redis.NewClient(o), nil
+	return NewRedisClientFor(RedisClientConfig{URL: rawURL})
 }
 
 func (r *Redis) key(k string) string { return r.opts.KeyPrefix + k }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/paycomet-notify/paycomet-notify/config"
+	"github.com/paycomet-notify/paycomet-notify/dedupe"
 	"github.com/paycomet-notify/paycomet-notify/internal/service"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 )
@@ -46,4 +49,26 @@ func streamsConfig(cfg config.Config) publisher.StreamsConfig {
 // (named by variable in errors), with ADMIN_TOKEN and ADMIN_PPROF.
 func adminConfig(cfg config.Config, addr, variable string) service.AdminConfig {
 	return service.AdminConfig{Addr: addr, Variable: variable, Token: cfg.AdminToken, Pprof: cfg.AdminPprof}
+}
+
+// newRedisClient is the Redis client of every command that uses the
+// dedupe store (cfg.RedisConfigured): REDIS_URL, or Sentinel, with
+// REDIS_PASSWORD and REDIS_TLS_*. Its errors hold no password.
+func newRedisClient(cfg config.Config) (redis.UniversalClient, error) {
+	tlsCfg, err := cfg.Redis.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := dedupe.NewRedisClientFor(dedupe.RedisClientConfig{
+		URL:              cfg.RedisURL.Reveal(),
+		SentinelMaster:   cfg.Redis.SentinelMaster,
+		SentinelAddrs:    cfg.Redis.SentinelAddrs,
+		Password:         cfg.Redis.Password.Reveal(),
+		SentinelPassword: cfg.Redis.SentinelPassword.Reveal(),
+		TLS:              tlsCfg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %s", cfg.RedisDesc(), cfg.ScrubRedis(err.Error()))
+	}
+	return c, nil
 }

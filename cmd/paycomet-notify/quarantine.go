@@ -194,7 +194,7 @@ func quarantineReplay(ctx context.Context, c *opsConn, f ops.RejectedFilter, acc
 	if err != nil {
 		// Without the store a replay could publish a notification that was
 		// accepted more than STREAM_DUPLICATE_WINDOW ago a second time.
-		return fail(exitBackend, "dedupe store %s unreachable, nothing replayed: %s", store.Name(), c.cfg.RedisURL.Scrub(err.Error()))
+		return fail(exitBackend, "dedupe store %s unreachable, nothing replayed: %s", store.Name(), c.cfg.ScrubRedis(err.Error()))
 	}
 	if acceptStale {
 		fmt.Fprintf(stderr, "warning: --accept-stale: a stale notification is older than DEDUPE_TTL (%s), so the dedupe store may have\n"+
@@ -231,14 +231,14 @@ type dedupeStore interface {
 }
 
 // openDedupe opens the dedupe store the receiver uses: Redis when
-// REDIS_URL is set, else the JetStream bucket <STREAM_NAME>_DEDUPE, so a
+// REDIS_URL or Sentinel is set, else the JetStream bucket <STREAM_NAME>_DEDUPE, so a
 // replay sees every mark the receivers wrote.
 func openDedupe(ctx context.Context, cfg config.Config, js jetstream.JetStream) (dedupeStore, func(), error) {
 	opts := dedupe.Options{ClaimTTL: claimTTL(cfg), SeenTTL: cfg.DedupeTTL}
-	if !cfg.RedisURL.IsZero() {
-		rdb, err := dedupe.NewRedisClient(cfg.RedisURL.Reveal())
+	if cfg.RedisConfigured() {
+		rdb, err := newRedisClient(cfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("REDIS_URL %s: %s", cfg.RedisURL, cfg.RedisURL.Scrub(err.Error()))
+			return nil, nil, err
 		}
 		s := dedupe.NewRedis(rdb, opts)
 		return s, func() { _ = s.Close(); _ = rdb.Close() }, nil

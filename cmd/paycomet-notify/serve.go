@@ -155,16 +155,16 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 		log.Info("stream set-up", "note", note)
 	}
 	opts := dedupe.Options{ClaimTTL: claimTTL(cfg), SeenTTL: cfg.DedupeTTL}
-	if !cfg.RedisURL.IsZero() {
-		redis.SetLogger(redisLogger{log: log, scrub: cfg.RedisURL.Scrub})
-		if r.rdb, err = dedupe.NewRedisClient(cfg.RedisURL.Reveal()); err != nil {
-			return nil, fmt.Errorf("REDIS_URL %s: %s", cfg.RedisURL, cfg.RedisURL.Scrub(err.Error()))
+	if cfg.RedisConfigured() {
+		redis.SetLogger(redisLogger{log: log, scrub: cfg.ScrubRedis})
+		if r.rdb, err = newRedisClient(cfg); err != nil {
+			return nil, err
 		}
 		r.store = dedupe.NewRedis(r.rdb, opts)
 		if err := r.store.Ping(sctx); err != nil {
 			// Not fatal: the receiver publishes with JetStream dedupe only
 			// until Redis answers, and /readyz says so.
-			log.Warn("redis not reachable at start", "redis", cfg.RedisURL, "err", cfg.RedisURL.Scrub(err.Error()))
+			log.Warn("redis not reachable at start", "redis", cfg.RedisDesc(), "err", cfg.ScrubRedis(err.Error()))
 		}
 	} else {
 		kv, err := dedupe.NewJetStreamKV(sctx, r.js, cfg.StreamName+"_DEDUPE", cfg.StreamReplicas, opts)
@@ -264,7 +264,7 @@ func (r *receiver) ready(ctx context.Context) service.Readiness {
 	} else {
 		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		if err := r.store.Ping(pctx); err != nil {
-			dd.OK, dd.Error = false, r.cfg.RedisURL.Scrub(err.Error())
+			dd.OK, dd.Error = false, r.cfg.ScrubRedis(err.Error())
 		}
 		cancel()
 	}

@@ -76,6 +76,12 @@ type Redis struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited (and been waited for)
 	dir  string
+	opts RedisOptions
+	// TLSPort is the TLS port when RedisOptions.CA is set.
+	TLSPort int
+	// sentinel, when set, makes this process a Sentinel monitoring that
+	// master (sentinel.go).
+	sentinel *sentinelConf
 }
 
 // StartRedis starts redis-server on a free port, stopped at test cleanup.
@@ -89,6 +95,65 @@ func StartRedis(t testing.TB) *Redis {
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// RedisOptions changes how StartRedisWith runs redis-server.
+type RedisOptions struct {
+	// CA, when set, adds a TLS port (Redis.TLSPort) with a server
+	// certificate from CA; the plain port stays for the test's own checks.
+	CA *CA
+	// ClientCerts makes the TLS port require client certificates signed by
+	// CA (redis-server's default, tls-auth-clients yes).
+	ClientCerts bool
+	// ReplicaOf makes the server a replica of that one.
+	ReplicaOf *Redis
+	// Password is requirepass (and masterauth, for a replica).
+	Password string
+}
+
+// StartRedisWith is StartRedis with TLS, replication or a password.
+func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server is not installed (run the tests with scripts/test.sh, which installs it): %v", err)
+	}
+	r := &Redis{t: t, dir: t.TempDir(), opts: opts}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// TLSAddr is host:port of the TLS port.
+func (r *Redis) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(r.TLSPort) }
+
+// args are redis-server's arguments for r's options.
+func (r *Redis) args() []string {
+	if r.sentinel != nil {
+		return r.sentinel.args(r)
+	}
+	a := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--logfile", filepath.Join(r.dir, "redis.log")}
+	o := r.opts
+	if o.CA != nil {
+		if r.TLSPort == 0 {
+			r.TLSPort = pickPort(r.t)
+		}
+		cert, key := o.CA.Issue(r.t, "redis-"+strconv.Itoa(r.Port))
+		auth := "no"
+		if o.ClientCerts {
+			auth = "yes"
+		}
+		a = append(a, "--tls-port", strconv.Itoa(r.TLSPort), "--tls-cert-file", cert, "--tls-key-file", key,
+			"--tls-ca-cert-file", o.CA.CertFile, "--tls-auth-clients", auth)
+	}
+	if o.ReplicaOf != nil {
+		a = append(a, "--replicaof", "127.0.0.1", strconv.Itoa(o.ReplicaOf.Port))
+	}
+	if o.Password != "" {
+		a = append(a, "--requirepass", o.Password, "--masterauth", o.Password)
+	}
+	return a
 }
 
 // URL is the redis:// URL of the server.
@@ -114,7 +179,7 @@ func (r *Redis) Start() {
 	deadline := time.Now().Add(startDeadline)
 	for {
 		if first {
-			r.Port = pickPort(r.t)
+			r.Port, r.TLSPort = pickPort(r.t), 0
 		}
 		err := r.start(deadline)
 		if err == nil {
@@ -138,10 +203,7 @@ func (r *Redis) Start() {
 func (r *Redis) start(deadline time.Time) error {
 	logPath := filepath.Join(r.dir, "redis.log")
 	_ = os.Remove(logPath)
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", logPath)
+	cmd := exec.Command("redis-server", r.args()...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -149,7 +211,7 @@ func (r *Redis) start(deadline time.Time) error {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, Password: r.opts.Password})
 	defer c.Close()
 	for {
 		select {
