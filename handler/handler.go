@@ -22,6 +22,7 @@ import (
 
 	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // Path is the notification URL (with "/<URL_TOKEN>" appended when set).
@@ -33,6 +34,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix // whose X-Forwarded-For is believed
 	MaxBodyBytes   int64          // MAX_BODY_BYTES
 	RetryAfter     time.Duration  // the Retry-After of a 503
+	// Tracing continues the trace of an incoming traceparent header; nil:
+	// off, the headers are not looked at.
+	Tracing *tracing.Tracing
 }
 
 func (c *Config) defaults() {
@@ -116,7 +120,7 @@ func (h *handler) notify(c *gin.Context) {
 	start := time.Now()
 	r := c.Request
 	body, truncated, readErr := h.readBody(c)
-	o := h.path.Process(r.Context(), notify.Request{
+	o := h.path.Process(h.cfg.Tracing.ExtractHTTP(r.Context(), r.Header), notify.Request{
 		Body:         body,
 		Truncated:    truncated,
 		Query:        r.URL.RawQuery,

@@ -25,6 +25,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/schemas"
 	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 const (
@@ -91,6 +92,11 @@ func withMaxBody(n int64) rigOpt {
 
 func withServer(f func(*http.Server)) rigOpt { return func(s *setup) { s.server = f } }
 
+// withTracing turns tracing on in the path, the handler and both publishers.
+func withTracing(tr *tracing.Tracing) rigOpt {
+	return func(s *setup) { s.path.Tracing, s.http.Tracing = tr, tr }
+}
+
 // newRig starts NATS (and Redis when useRedis) and a receiver in front.
 // The quarantine rate is unlimited unless withRate says otherwise, so tests
 // that send many bad requests see each of them stored.
@@ -139,7 +145,7 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 		t.Cleanup(func() { kv.Close() })
 		store = kv
 	}
-	var pub notify.Publisher = publisher.New(r.js, st.streams.Name)
+	var pub notify.Publisher = publisher.New(r.js, st.streams.Name).Traced(st.path.Tracing)
 	if st.wrap != nil {
 		pub = st.wrap(pub)
 	}
@@ -147,7 +153,7 @@ func newRig(t *testing.T, useRedis bool, opts ...rigOpt) *rig {
 	r.metrics = notify.NewMetrics(r.reg)
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v := events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)})
-	p := notify.New(st.path, v, store, pub, publisher.New(r.js, st.streams.RejectedName()), r.metrics, log)
+	p := notify.New(st.path, v, store, pub, publisher.New(r.js, st.streams.RejectedName()).Traced(st.path.Tracing), r.metrics, log)
 	r.path = p
 	h, err := New(st.http, p, r.metrics, log)
 	if err != nil {
@@ -212,7 +218,9 @@ type storedEvent struct {
 	Subject string
 	MsgID   string
 	CT      string
-	Event   struct {
+	// TraceParent is the message's traceparent header.
+	TraceParent string
+	Event       struct {
 		SpecVersion     string          `json:"specversion"`
 		ID              string          `json:"id"`
 		Source          string          `json:"source"`
@@ -221,6 +229,7 @@ type storedEvent struct {
 		Time            string          `json:"time"`
 		DataContentType string          `json:"datacontenttype"`
 		DataSchema      string          `json:"dataschema"`
+		TraceParent     string          `json:"traceparent"`
 		Data            json.RawMessage `json:"data"`
 	}
 	Raw []byte
@@ -286,6 +295,7 @@ func (r *rig) read(s jetstream.Stream) []storedEvent {
 		}
 		var se storedEvent
 		se.Subject, se.MsgID, se.CT, se.Raw = m.Subject, m.Header.Get("Nats-Msg-Id"), m.Header.Get("Content-Type"), m.Data
+		se.TraceParent = m.Header.Get(tracing.TraceParentHeader)
 		if err := json.Unmarshal(m.Data, &se.Event); err != nil {
 			r.t.Fatalf("message %d is not JSON: %v", seq, err)
 		}

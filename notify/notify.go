@@ -23,10 +23,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paycomet-notify/paycomet-notify/dedupe"
 	"github.com/paycomet-notify/paycomet-notify/events"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // Deduper is the part of a dedupe store the path uses.
@@ -63,6 +65,8 @@ type Config struct {
 	// Terminals are the configured terminal ids, so the per-terminal 401
 	// series exist at 0 before the first failure.
 	Terminals []string
+	// Tracing makes a span per notification (tracing.go); nil: off.
+	Tracing *tracing.Tracing
 }
 
 func (c *Config) defaults() {
@@ -175,6 +179,7 @@ type Path struct {
 	warn       *logLimiter
 	terminals  map[string]bool
 	dupStore   prometheus.Counter // duplicates{layer=<store>}
+	tracer     trace.Tracer       // nil when tracing is off
 }
 
 // New builds the path. pub publishes to the event stream, quarantine to
@@ -185,6 +190,9 @@ func New(cfg Config, v *events.Verifier, store Deduper, pub Publisher, quarantin
 		terminals: make(map[string]bool, len(cfg.Terminals))}
 	p.limiter = newSourceLimiter(cfg.RejectedRatePerSource, defaultMaxSources, p.now)
 	p.warn = newLogLimiter(time.Second, p.now)
+	if cfg.Tracing.On() {
+		p.tracer = cfg.Tracing.Tracer(tracerName)
+	}
 	for _, t := range cfg.Terminals {
 		p.terminals[t] = true
 		m.unauthorized.WithLabelValues(t)
@@ -202,6 +210,13 @@ const formType = "application/x-www-form-urlencoded"
 // does not abandon a publish half way (PAYCOMET's retry finds it done).
 func (p *Path) Process(ctx context.Context, r Request) Outcome {
 	ctx = context.WithoutCancel(ctx)
+	if p.tracer != nil {
+		return p.processTraced(ctx, r)
+	}
+	return p.process(ctx, r)
+}
+
+func (p *Path) process(ctx context.Context, r Request) Outcome {
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = p.now()
 	}
@@ -235,7 +250,7 @@ func (p *Path) Process(ctx context.Context, r Request) Outcome {
 		return Outcome{Kind: Ping}
 	}
 	ch := events.Channel{URLToken: r.URLTokenPath, AllowedIP: len(p.cfg.AllowedIPs) > 0}
-	auth, err := p.verifier.Authenticate(values, ch)
+	auth, err := p.authenticate(ctx, values, ch)
 	rej.auth = auth
 	if err != nil {
 		return p.rejectErr(ctx, rej, err)
@@ -252,6 +267,7 @@ func (p *Path) Process(ctx context.Context, r Request) Outcome {
 			return p.rejectErr(ctx, rej, err)
 		}
 	}
+	ev.TraceParent = p.traceParent(ctx)
 	body, err := ev.Encode()
 	if err != nil {
 		return p.internal("encode", err, auth)
@@ -288,7 +304,7 @@ func contains(ps []netip.Prefix, a netip.Addr) bool {
 // deliver runs claim → publish → mark seen.
 func (p *Path) deliver(ctx context.Context, ev events.Event, body []byte, fp string, typ int, rej rejection) Outcome {
 	ts := p.m.types(typ)
-	lease, held, st := p.claim(ctx, ev.ID)
+	lease, held, st := p.tracedClaim(ctx, ev.ID)
 	switch st {
 	case claimSeen:
 		ts.duplicate.Inc()
@@ -328,7 +344,7 @@ func (p *Path) deliver(ctx context.Context, ev events.Event, body []byte, fp str
 		// body: its fingerprint is the right one, and the seen mark
 		// replaces the dead holder's lease (MarkSeen needs only the key).
 		sctx, cancel := context.WithTimeout(ctx, p.cfg.StoreTimeout)
-		err := p.store.MarkSeen(sctx, lease, fp)
+		err := p.markSeen(sctx, lease, fp)
 		cancel()
 		if err != nil {
 			// The event is durable; only the long-lived memory of it is

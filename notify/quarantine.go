@@ -46,7 +46,7 @@ func (p *Path) rejectErr(ctx context.Context, rej rejection, err error) Outcome 
 // REJECTED_RATE_PER_SOURCE. When the quarantine cannot be published the
 // outcome is Unavailable, so nothing PAYCOMET sent is dropped silently.
 func (p *Path) reject(ctx context.Context, rej rejection) Outcome {
-	conflicting := rej.reason == events.ReasonConflictingCopy
+	conflicting := rej.reason == events.ReasonConflictingCopy || rej.reason == events.ReasonReconciledCopy // answered 200: the event is durable
 	ts := p.m.types(rej.auth.Type)
 	if rej.status == http.StatusUnauthorized {
 		t := "other"
@@ -70,6 +70,7 @@ func (p *Path) reject(ctx context.Context, rej rejection) Outcome {
 			ContentType: rej.req.ContentType, URLTokenPath: rej.req.URLTokenPath},
 		Source: sourceString(rej), ReceivedAt: rej.req.ReceivedAt, Terminal: rej.auth.Terminal, EventID: rej.eventID,
 	})
+	ev.TraceParent = p.traceParent(ctx)
 	body, err := ev.Encode()
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)

@@ -14,6 +14,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // ContentType is the structured-mode CloudEvents media type of every message.
@@ -229,12 +234,22 @@ type Publisher struct {
 	js     jetstream.JetStream
 	stream string
 	opts   []jetstream.PublishOpt
+	tracer trace.Tracer // nil: no spans (trace context is still carried)
 }
 
 // New returns a Publisher whose acks must come from stream: the event
 // stream, or the quarantine stream for rejected requests.
 func New(js jetstream.JetStream, stream string) *Publisher {
 	return &Publisher{js: js, stream: stream, opts: []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}}
+}
+
+// Traced makes every publish a producer span that ends at the JetStream
+// ack, when t is on. It returns p.
+func (p *Publisher) Traced(t *tracing.Tracing) *Publisher {
+	if t.On() {
+		p.tracer = t.Tracer("github.com/paycomet-notify/paycomet-notify/publisher")
+	}
+	return p
 }
 
 // Ack is what JetStream said about one publish.
@@ -244,15 +259,38 @@ type Ack struct {
 }
 
 // Publish sends body on subject with Nats-Msg-Id id and returns when the
-// stream has stored it (or had it already). ctx bounds the wait.
+// stream has stored it (or had it already). ctx bounds the wait. The
+// trace context of ctx's span, if any, goes in the headers (traceparent,
+// tracestate): the publish span's when the publisher is Traced.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, body []byte) (Ack, error) {
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{
 		jetstream.MsgIDHeader: []string{id},
 		"Content-Type":        []string{ContentType},
 	}}
+	var span trace.Span
+	if p.tracer != nil {
+		ctx, span = p.tracer.Start(ctx, "publish "+p.stream, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("messaging.destination.name", subject),
+				attribute.String("messaging.message.id", id),
+				attribute.Int("messaging.message.body.size", len(body)),
+			))
+		defer span.End()
+	}
+	tracing.Inject(ctx, msg.Header)
 	ack, err := p.js.PublishMsg(ctx, msg, p.opts...)
 	if err != nil {
+		if span != nil {
+			span.SetStatus(codes.Error, "publish failed")
+			span.RecordError(err)
+		}
 		return Ack{}, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int64("paycomet.jetstream.sequence", int64(ack.Sequence)),
+			attribute.Bool("paycomet.jetstream.duplicate", ack.Duplicate))
 	}
 	return Ack{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }

@@ -123,9 +123,12 @@ func (r *Refresher) checkExpiry(log *slog.Logger, months int, exp bankstore.Year
 func (r *Refresher) infoUser(ctx context.Context, bank BankStore, e tokenEntry) (*bankstore.InfoUserResponse, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
+	cctx, span := r.bankSpan(cctx, opInfoUser, e.Terminal)
 	start := time.Now()
 	info, err := bank.InfoUser(cctx, bankstore.UserRequest{IDUser: e.IDUser, TokenUser: e.TokenUser})
 	r.m.bankCall(opInfoUser, time.Since(start), err)
+	failed(span, err)
+	span.End()
 	return info, err
 }
 
@@ -165,9 +168,12 @@ func (r *Refresher) confirm(ctx context.Context, e tokenEntry) (refused string, 
 func (r *Refresher) removeUser(ctx context.Context, bank BankStore, e tokenEntry) error {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
+	cctx, span := r.bankSpan(cctx, opRemoveUser, e.Terminal)
 	start := time.Now()
 	resp, err := bank.RemoveUser(cctx, bankstore.UserRequest{IDUser: e.IDUser, TokenUser: e.TokenUser})
 	r.m.bankCall(opRemoveUser, time.Since(start), err)
+	failed(span, err)
+	span.End()
 	if err == nil && !resp.Response {
 		// No error code and no confirmation: treat it as not done.
 		return fmt.Errorf("remove_user answered DS_RESPONSE 0 without an error: %w", bankstore.ErrMalformedResponse)

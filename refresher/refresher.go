@@ -46,9 +46,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paycomet-notify/paycomet-notify/bankstore"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // BankStore is what the refresher needs of a BankStore client for one
@@ -85,6 +87,10 @@ type Config struct {
 	// that long to complete a renewal, and a notice replayed within it is
 	// still recognised as processed.
 	StateTTL time.Duration
+	// Tracing continues the trace of each consumed message (its
+	// traceparent header) into the BankStore calls and the outputs; nil:
+	// off.
+	Tracing *tracing.Tracing
 }
 
 func (c *Config) defaults() error {
@@ -144,6 +150,7 @@ type Refresher struct {
 	store *store
 	cons  jetstream.Consumer
 	pub   *publisher.Publisher
+	trace trace.Tracer // nil when tracing is off
 }
 
 // Open creates or updates the registry and state buckets and the durable
@@ -178,8 +185,12 @@ func Open(ctx context.Context, cfg Config, js jetstream.JetStream, banks map[str
 	if err != nil {
 		return nil, fmt.Errorf("refresher: consumer %s on stream %s: %w", cfg.Durable, cfg.Stream, err)
 	}
-	return &Refresher{cfg: cfg, js: js, banks: banks, m: m, log: log, now: now, store: st, cons: cons,
-		pub: publisher.New(js, cfg.Stream)}, nil
+	rf := &Refresher{cfg: cfg, js: js, banks: banks, m: m, log: log, now: now, store: st, cons: cons,
+		pub: publisher.New(js, cfg.Stream).Traced(cfg.Tracing)}
+	if cfg.Tracing.On() {
+		rf.trace = cfg.Tracing.Tracer(tracerName)
+	}
+	return rf, nil
 }
 
 // ErrStopped means consuming ended although ctx was not cancelled: the
@@ -281,6 +292,8 @@ func (r *Refresher) handle(msg jetstream.Msg) {
 	// that is still being worked on.
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ackWait()-5*time.Second)
 	defer cancel()
+	ctx, span := r.consumeSpan(ctx, d, kind)
+	defer span.End()
 
 	if d.delivered > uint64(r.cfg.MaxDeliver) {
 		// An earlier last delivery failed and could not be dead-lettered
@@ -299,6 +312,7 @@ func (r *Refresher) handle(msg jetstream.Msg) {
 	default: // outside the filter subjects: nothing to do
 		err = nil
 	}
+	failed(span, err)
 	r.settle(ctx, d, kind, err)
 }
 
@@ -378,6 +392,7 @@ func (r *Refresher) deadLetter(ctx context.Context, d delivery, perm *permanentE
 	id := deadLetterID(r.cfg.Durable, d.seq)
 	ev := output{kind: KindDeadLetter, terminal: d.terminal, data: dl}.event(id, r.now())
 	ev.Source, ev.Subject = source, d.msg.Subject()
+	ev.TraceParent = r.traceParent(ctx)
 	body, err := ev.Encode()
 	if err != nil {
 		return err
@@ -391,6 +406,7 @@ func (r *Refresher) deadLetter(ctx context.Context, d delivery, perm *permanentE
 // publish sends o with id and waits for the stream's ack.
 func (r *Refresher) publish(ctx context.Context, o output, id string) (publisher.Ack, error) {
 	ev := o.event(id, r.now())
+	ev.TraceParent = r.traceParent(ctx)
 	body, err := ev.Encode()
 	if err != nil {
 		return publisher.Ack{}, err

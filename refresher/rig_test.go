@@ -29,6 +29,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/refresher"
 	"github.com/paycomet-notify/paycomet-notify/schemas"
 	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 const (
@@ -74,6 +75,9 @@ type rigOptions struct {
 	backoff     []time.Duration
 	callTimeout time.Duration
 	password    string // the refresher's terminal password; default the right one
+	// recvTracing and refTracing turn tracing on at the receiver and at
+	// the refresher (two providers, as two processes have).
+	recvTracing, refTracing *tracing.Tracing
 }
 
 type rigOpt func(*rigOptions)
@@ -82,6 +86,9 @@ func withMaxDeliver(n int) rigOpt            { return func(o *rigOptions) { o.ma
 func withCallTimeout(d time.Duration) rigOpt { return func(o *rigOptions) { o.callTimeout = d } }
 func withBackoff(d ...time.Duration) rigOpt  { return func(o *rigOptions) { o.backoff = d } }
 func withRefresherPassword(p string) rigOpt  { return func(o *rigOptions) { o.password = p } }
+func withTracing(recv, ref *tracing.Tracing) rigOpt {
+	return func(o *rigOptions) { o.recvTracing, o.refTracing = recv, ref }
+}
 
 func newRig(t *testing.T, opts ...rigOpt) *rig {
 	t.Helper()
@@ -115,10 +122,10 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	t.Cleanup(func() { kv.Close() })
 	recvMetrics := notify.NewMetrics(prometheus.NewRegistry())
 	path := notify.New(notify.Config{Prefix: prefix, MaxBodyBytes: 8192, PublishTimeout: 2 * time.Second, DedupeTTL: 168 * time.Hour,
-		Terminals: []string{terminal, terminal2}},
+		Terminals: []string{terminal, terminal2}, Tracing: o.recvTracing},
 		events.NewVerifier(merchant, map[string]secret.Value{terminal: secret.New(password), terminal2: secret.New(password2)}),
-		kv, publisher.New(recvJS, stream), publisher.New(recvJS, stream+publisher.RejectedSuffix), recvMetrics, slog.New(slog.DiscardHandler))
-	h, err := handler.New(handler.Config{URLToken: secret.New(urlToken), MaxBodyBytes: 8192}, path, recvMetrics, slog.New(slog.DiscardHandler))
+		kv, publisher.New(recvJS, stream).Traced(o.recvTracing), publisher.New(recvJS, stream+publisher.RejectedSuffix), recvMetrics, slog.New(slog.DiscardHandler))
+	h, err := handler.New(handler.Config{URLToken: secret.New(urlToken), MaxBodyBytes: 8192, Tracing: o.recvTracing}, path, recvMetrics, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +146,7 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	r.metrics = refresher.NewMetrics(r.reg, []string{terminal})
 	r.banks = map[string]refresher.BankStore{terminal: client}
 	r.cfg = refresher.Config{Prefix: prefix, Stream: stream, MaxDeliver: o.maxDeliver, Backoff: o.backoff,
-		CallTimeout: o.callTimeout, PublishTimeout: 2 * time.Second}
+		CallTimeout: o.callTimeout, PublishTimeout: 2 * time.Second, Tracing: o.refTracing}
 	r.start()
 	t.Cleanup(func() {
 		r.shutdown()
@@ -267,7 +274,9 @@ type message struct {
 	Seq     uint64
 	MsgID   string
 	Data    []byte
-	Event   struct {
+	// TraceParent is the message's traceparent header.
+	TraceParent string
+	Event       struct {
 		SpecVersion     string          `json:"specversion"`
 		ID              string          `json:"id"`
 		Source          string          `json:"source"`
@@ -276,6 +285,7 @@ type message struct {
 		Time            string          `json:"time"`
 		DataContentType string          `json:"datacontenttype"`
 		DataSchema      string          `json:"dataschema"`
+		TraceParent     string          `json:"traceparent"`
 		Data            json.RawMessage `json:"data"`
 	}
 }
@@ -296,7 +306,8 @@ func (r *rig) messages(keep func(subject string) bool) []message {
 			r.t.Fatalf("get message %d: %v", seq, err)
 		}
 		if keep(m.Subject) {
-			out = append(out, message{Subject: m.Subject, Seq: seq, MsgID: m.Header.Get(jetstream.MsgIDHeader), Data: m.Data})
+			out = append(out, message{Subject: m.Subject, Seq: seq, MsgID: m.Header.Get(jetstream.MsgIDHeader), Data: m.Data,
+				TraceParent: m.Header.Get(tracing.TraceParentHeader)})
 		}
 	}
 	return out
