@@ -174,6 +174,8 @@ func (p *Replayer) replayDeadLetter(ctx context.Context, d DeadLetter) Result {
 		res.Outcome, res.Reason, res.Detail = OutcomeRejected, "no_original", "the dead letter carries no original message"
 		return res
 	}
+	ctx, span := p.replaySpan(ctx, "replay dead letter", d.Event.TraceParent, d.Event.ID)
+	defer span.End()
 	ack, err := p.pub.Publish(ctx, d.Data.OriginalSubject, ReplayMsgID(d.Event.ID), body)
 	if err != nil {
 		res.Outcome, res.Detail, res.Err = OutcomeFailed, err.Error(), err

@@ -66,6 +66,7 @@ type Envelope struct {
 	Subject     string          `json:"subject,omitempty"`
 	Time        time.Time       `json:"time"`
 	DataSchema  string          `json:"dataschema,omitempty"`
+	TraceParent string          `json:"traceparent,omitempty"`
 	Data        json.RawMessage `json:"data"`
 }
 

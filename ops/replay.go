@@ -8,8 +8,12 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // Processor is the receiver's notification path (*notify.Path), built with
@@ -83,12 +87,35 @@ type Replayer struct {
 	marks *Marks
 	pub   *publisher.Publisher
 	now   func() time.Time
+	trace *tracing.Tracing // nil: off
 }
 
 // NewReplayer replays through path (nil: dead letters only). The marks
 // bucket is <STREAM_NAME>_REPLAYED.
 func NewReplayer(r *Reader, path Processor) *Replayer {
 	return &Replayer{r: r, path: path, marks: NewMarks(r.js, r.s), pub: publisher.New(r.js, r.s.Events), now: time.Now}
+}
+
+// Traced makes each replay a span continuing the trace of the request or
+// message replayed (its event's traceparent), when t is on; the path
+// passed to NewReplayer should be traced with the same t. It returns p.
+func (p *Replayer) Traced(t *tracing.Tracing) *Replayer {
+	p.trace = t
+	p.pub.Traced(t)
+	return p
+}
+
+// replaySpan starts the span of one replay, child of the trace that
+// traceparent names; ctx and a no-op span when tracing is off.
+func (p *Replayer) replaySpan(ctx context.Context, name, traceparent, id string) (context.Context, trace.Span) {
+	if !p.trace.On() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = p.trace.ExtractTraceParent(ctx, traceparent)
+	}
+	return p.trace.Tracer("github.com/paycomet-notify/paycomet-notify/ops").Start(ctx, name,
+		trace.WithAttributes(attribute.String("cloudevents.event_id", id)))
 }
 
 // Marks returns the replay marks, for showing what was replayed.
@@ -169,6 +196,8 @@ func (p *Replayer) replayOne(ctx context.Context, q Rejected, acceptStale bool) 
 		res.Outcome, res.EventID = OutcomeDuplicate, mark.EventID
 		return res
 	}
+	ctx, span := p.replaySpan(ctx, "replay rejected", q.Event.TraceParent, q.Event.ID)
+	defer span.End()
 	o := p.path.Process(ctx, q.Request(acceptStale))
 	res.EventID, res.Detail = o.EventID, o.Detail
 	switch o.Kind {

@@ -27,6 +27,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/ops"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // Source is the address every rig notification comes from.
@@ -76,15 +77,21 @@ func New(t testing.TB) *Rig {
 // password set to password. With quarantine it quarantines rejections
 // like `serve`; without, rejections are published nowhere (a replay's path).
 func (r *Rig) Path(password string, quarantine bool) *notify.Path {
+	return r.TracedPath(password, quarantine, nil)
+}
+
+// TracedPath is Path with tracing tr (nil: off) in the path and its
+// publishers.
+func (r *Rig) TracedPath(password string, quarantine bool, tr *tracing.Tracing) *notify.Path {
 	var q notify.Publisher = ops.Discard{}
 	if quarantine {
-		q = publisher.New(r.JS, r.Config.RejectedName())
+		q = publisher.New(r.JS, r.Config.RejectedName()).Traced(tr)
 	}
 	v := events.NewVerifier(demo.MerchantCode, map[string]secret.Value{demo.Terminal: secret.New(password)})
 	return notify.New(notify.Config{
 		Prefix: r.Config.Prefix, MaxBodyBytes: 65536, DedupeTTL: r.DedupeTTL,
-		RejectedRatePerSource: math.Inf(1), Terminals: []string{demo.Terminal},
-	}, v, r.Store, publisher.New(r.JS, r.Config.Name), q, notify.NewMetrics(prometheus.NewRegistry()),
+		RejectedRatePerSource: math.Inf(1), Terminals: []string{demo.Terminal}, Tracing: tr,
+	}, v, r.Store, publisher.New(r.JS, r.Config.Name).Traced(tr), q, notify.NewMetrics(prometheus.NewRegistry()),
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
