@@ -2,57 +2,19 @@ package tracing_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
-	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/paycomet-notify/paycomet-notify/tracing"
+	"github.com/paycomet-notify/paycomet-notify/tracing/tracingtest"
 )
-
-// collector is an OTLP/HTTP trace endpoint: it decodes every export
-// request's protobuf body.
-type collector struct {
-	mu       sync.Mutex
-	requests []*collectortrace.ExportTraceServiceRequest
-	paths    []string
-	headers  []http.Header
-}
-
-func startCollector(t *testing.T) (*collector, string) {
-	c := &collector{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		var req collectortrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(body, &req); err != nil {
-			http.Error(w, "not an export request", http.StatusBadRequest)
-			return
-		}
-		c.mu.Lock()
-		c.requests, c.paths, c.headers = append(c.requests, &req), append(c.paths, r.URL.Path), append(c.headers, r.Header.Clone())
-		c.mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		b, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
-		w.Write(b)
-	}))
-	t.Cleanup(srv.Close)
-	return c, srv.URL
-}
 
 // TestExportsOverOTLPHTTP: set up from the standard variables alone, spans
 // reach a real OTLP/HTTP endpoint at <endpoint>/v1/traces with the service
 // name and the configured headers, once Shutdown has flushed them.
 func TestExportsOverOTLPHTTP(t *testing.T) {
-	c, url := startCollector(t)
+	c := tracingtest.StartCollector(t)
+	url := c.URL
 	tr, err := tracing.Setup(context.Background(), map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT": url + "/otlp",
 		"OTEL_EXPORTER_OTLP_HEADERS":  "authorization=Bearer%20collector-key,x-tenant=paycomet",
@@ -70,41 +32,20 @@ func TestExportsOverOTLPHTTP(t *testing.T) {
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.requests) == 0 {
-		t.Fatal("no export request arrived")
+	spans := c.Spans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans arrived, want 1", len(spans))
 	}
-	if c.paths[0] != "/otlp/v1/traces" || c.headers[0].Get("Authorization") != "Bearer collector-key" || c.headers[0].Get("X-Tenant") != "paycomet" {
-		t.Errorf("export to %s with headers %v", c.paths[0], c.headers[0])
+	s := spans[0]
+	if s.Name != "paycomet.notification" || [16]byte(s.TraceId) != want.TraceID() || [8]byte(s.SpanId) != want.SpanID() {
+		t.Errorf("span %s %x/%x, want paycomet.notification %s/%s", s.Name, s.TraceId, s.SpanId, want.TraceID(), want.SpanID())
 	}
-	var found bool
-	for _, req := range c.requests {
-		for _, rs := range req.ResourceSpans {
-			res := map[string]string{}
-			for _, kv := range rs.Resource.Attributes {
-				res[kv.Key] = kv.Value.GetStringValue()
-			}
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					if s.Name != "paycomet.notification" {
-						continue
-					}
-					found = true
-					if [16]byte(s.TraceId) != want.TraceID() {
-						t.Errorf("trace id %x, want %s", s.TraceId, want.TraceID())
-					}
-					if res["service.name"] != "paycomet-notify-serve" || res["service.version"] != "1.2.3" ||
-						res["deployment.environment.name"] != "test" {
-						t.Errorf("resource %v", res)
-					}
-				}
-			}
-		}
+	if s.Path != "/otlp/v1/traces" || s.Header.Get("Authorization") != "Bearer collector-key" || s.Header.Get("X-Tenant") != "paycomet" {
+		t.Errorf("export to %s with headers %v", s.Path, s.Header)
 	}
-	if !found {
-		t.Errorf("the span did not arrive; requests: %v", c.requests)
+	if s.Resource["service.name"] != "paycomet-notify-serve" || s.Resource["service.version"] != "1.2.3" ||
+		s.Resource["deployment.environment.name"] != "test" {
+		t.Errorf("resource %v", s.Resource)
 	}
 }
 
