@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -46,8 +47,29 @@ func runRefresher(ctx context.Context, args []string, env map[string]string, std
 		fmt.Fprintf(stderr, "paycomet-notify refresher: %v\n", err)
 		return 1
 	}
-	c, err := openRefresher(ctx, cfg, log)
+	tr, traceTask, err := service.SetupTracing(ctx, env, "paycomet-notify-refresher", version, log)
 	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	c, err := newRefresherCmd(cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	c.rcfg.Tracing = tr
+	// /healthz answers from here on, and /readyz says what start-up waits
+	// for until the consumer is there.
+	adminTask := c.admin.Start()
+	if err := c.open(ctx, cfg, log); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = adminTask.Stop(sctx)
+		cancel()
+		service.DrainNATS(c.nc, 10*time.Second)
+		if ctx.Err() != nil && !service.IsPermanent(err) {
+			log.Info("stopped before start-up finished", "waiting_for", err.Error())
+			return 0
+		}
 		log.Error("start failed", "err", err)
 		return 1
 	}
@@ -62,7 +84,8 @@ func runRefresher(ctx context.Context, args []string, env map[string]string, std
 	defer stop()
 	err = service.Run(ctx, log, refresherCallTimeout+5*time.Second,
 		service.Task{Name: "consumer", Run: func() error { return c.r.Run(rctx) }, Stop: func(context.Context) error { stop(); return nil }},
-		c.admin.Task())
+		adminTask,
+		traceTask)
 	service.DrainNATS(c.nc, 10*time.Second)
 	if err != nil {
 		log.Error("stopped", "err", err)
@@ -92,39 +115,80 @@ DEMO MODE: refresher for the public demo terminal %s (never for real money).
 
 // refresherCmd owns every resource of `refresher`.
 type refresherCmd struct {
-	rcfg  refresher.Config
-	nc    *nats.Conn
-	r     *refresher.Refresher
-	admin *service.Admin
+	rcfg    refresher.Config
+	reg     *prometheus.Registry
+	startup *service.Startup
+	nc      *nats.Conn
+	r       *refresher.Refresher
+	admin   *service.Admin
 }
 
-func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *refresherCmd, err error) {
-	c := &refresherCmd{}
-	defer func() {
-		if err != nil {
-			service.DrainNATS(c.nc, 10*time.Second)
+// newRefresherCmd checks the BankStore settings and binds the admin
+// listener (a port that is taken is refused at once); nothing here waits.
+func newRefresherCmd(cfg config.Config, log *slog.Logger) (*refresherCmd, error) {
+	c := &refresherCmd{reg: prometheus.NewRegistry(), startup: service.NewStartup()}
+	c.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c.rcfg = refresher.Config{
+		Prefix:      cfg.SubjectPrefix,
+		Stream:      cfg.StreamName,
+		Replicas:    cfg.StreamReplicas,
+		MaxDeliver:  cfg.RefresherMaxDeliver,
+		Backoff:     cfg.RefresherBackoff,
+		CallTimeout: refresherCallTimeout,
+	}
+	acfg := adminConfig(cfg, cfg.RefresherAdminAddr, "REFRESHER_ADMIN_ADDR")
+	acfg.Gatherer, acfg.Log = c.reg, log
+	acfg.Ready = func(ctx context.Context) service.Readiness {
+		if !c.startup.Finished() {
+			return c.startup.Readiness()
 		}
-	}()
+		ch := service.Check{Name: "refresher", OK: true}
+		if err := c.r.Ready(ctx); err != nil {
+			ch.OK, ch.Error = false, cfg.ScrubNATS(err.Error())
+		}
+		return service.NewReadiness(ch)
+	}
+	var err error
+	if c.admin, err = service.ListenAdmin(acfg); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// open connects to NATS, sets up the streams and opens the consumer,
+// waiting (with a backoff, saying what for) while they are not there yet,
+// and returning at once for what waiting cannot fix.
+func (c *refresherCmd) open(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	hint := ""
 	if cfg.NATSURL.IsZero() {
 		hint = " (is `paycomet-notify serve --demo` running? the refresher uses its embedded NATS when NATS_URL is empty)"
 	}
-	if c.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify refresher", URL: cfg.NATSServers(), Hint: hint, Auth: cfg.NATS}, log); err != nil {
-		return nil, err
+	if err := service.Wait(ctx, log, c.startup, "NATS "+cfg.NATSServers().String(), func(context.Context) error {
+		nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify refresher", URL: cfg.NATSServers(), Hint: hint, Auth: cfg.NATS}, log)
+		c.nc = nc
+		return err
+	}); err != nil {
+		return err
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return service.Permanent(fmt.Errorf("jetstream: %w", err))
 	}
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
+	sc := streamsConfig(cfg)
 	// The same streams serve sets up, so either may start first.
-	streams, err := publisher.EnsureStreams(sctx, js, streamsConfig(cfg))
-	if err != nil {
-		return nil, err
-	}
-	for _, note := range streams.Notes {
-		log.Info("stream set-up", "note", note)
+	if err := service.Wait(ctx, log, c.startup, "streams "+cfg.StreamName+" and "+sc.RejectedName(), func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		defer cancel()
+		streams, err := publisher.EnsureStreams(actx, js, sc)
+		if errors.Is(err, publisher.ErrStreamMismatch) {
+			return service.Permanent(err)
+		}
+		for _, note := range streams.Notes {
+			log.Info("stream set-up", "note", note)
+		}
+		return err
+	}); err != nil {
+		return err
 	}
 
 	banks := map[string]refresher.BankStore{}
@@ -136,35 +200,20 @@ func openRefresher(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 			bankstore.WithHTTPClient(&http.Client{Timeout: refresherCallTimeout}),
 			bankstore.WithInfoUserRetry(1, 0))
 		if err != nil {
-			return nil, fmt.Errorf("BANKSTORE_URL / terminal %s: %w", id, err)
+			return service.Permanent(fmt.Errorf("BANKSTORE_URL / terminal %s: %w", id, err))
 		}
 		banks[id] = b
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c.rcfg = refresher.Config{
-		Prefix:      cfg.SubjectPrefix,
-		Stream:      cfg.StreamName,
-		Replicas:    cfg.StreamReplicas,
-		MaxDeliver:  cfg.RefresherMaxDeliver,
-		Backoff:     cfg.RefresherBackoff,
-		CallTimeout: refresherCallTimeout,
+	m := refresher.NewMetrics(c.reg, cfg.Terminals.IDs())
+	if err := service.Wait(ctx, log, c.startup, "consumer "+cmp.Or(c.rcfg.Durable, refresher.DefaultDurable)+" on stream "+cfg.StreamName, func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		defer cancel()
+		r, err := refresher.Open(actx, c.rcfg, js, banks, m, log, time.Now)
+		c.r = r
+		return err
+	}); err != nil {
+		return err
 	}
-	if c.r, err = refresher.Open(sctx, c.rcfg, js, banks, refresher.NewMetrics(reg, cfg.Terminals.IDs()), log, time.Now); err != nil {
-		return nil, err
-	}
-	acfg := adminConfig(cfg, cfg.RefresherAdminAddr, "REFRESHER_ADMIN_ADDR")
-	acfg.Gatherer, acfg.Log = reg, log
-	acfg.Ready = func(ctx context.Context) service.Readiness {
-		ch := service.Check{Name: "refresher", OK: true}
-		if err := c.r.Ready(ctx); err != nil {
-			ch.OK, ch.Error = false, cfg.NATSServers().Scrub(err.Error())
-		}
-		return service.NewReadiness(ch)
-	}
-	if c.admin, err = service.ListenAdmin(acfg); err != nil {
-		return nil, err
-	}
-	return c, nil
+	c.startup.Done()
+	return nil
 }

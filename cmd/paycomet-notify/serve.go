@@ -30,6 +30,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/internal/service"
 	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // streamGaugesEvery is how often the stream storage gauges are refreshed:
@@ -54,8 +55,29 @@ func runServe(ctx context.Context, args []string, env map[string]string, stdout,
 		return 1
 	}
 	tuneGC(env)
-	r, err := openReceiver(ctx, cfg, log)
+	tr, traceTask, err := service.SetupTracing(ctx, env, "paycomet-notify-serve", version, log)
 	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	r, err := newReceiver(cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	r.tracing = tr
+	// The admin listener serves from here on: /healthz answers, /readyz
+	// says 503 and what start-up waits for until the receiver is ready.
+	adminTask := r.admin.Start()
+	if err := r.open(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = adminTask.Stop(sctx)
+		cancel()
+		r.close()
+		if ctx.Err() != nil && !service.IsPermanent(err) {
+			log.Info("stopped before start-up finished", "waiting_for", err.Error())
+			return 0
+		}
 		log.Error("start failed", "err", err)
 		return 1
 	}
@@ -65,12 +87,13 @@ func runServe(ctx context.Context, args []string, env map[string]string, stdout,
 	log.Info("serving", "notification_url", r.notificationURL(false), "admin", r.admin.Addr().String(),
 		"nats", r.natsDesc(), "dedupe", r.store.Name(), "config", cfg)
 	// Stop accepting notifications and let those in flight reach their
-	// acks first; the gauges and the admin listener go after; NATS, Redis
-	// and the embedded server last (close).
+	// acks first; the gauges and the admin listener go after, then the
+	// spans are flushed; NATS, Redis and the embedded server last (close).
 	err = service.Run(ctx, log, cfg.PublishTimeout+cfg.InFlightWait+5*time.Second,
 		service.Task{Name: "public listener", Run: func() error { return r.public.Serve(r.publicLn) }, Stop: r.public.Shutdown},
 		r.gauges,
-		r.admin.Task())
+		adminTask,
+		traceTask)
 	r.close()
 	if err != nil {
 		log.Error("stopped", "err", err)
@@ -114,6 +137,9 @@ type store interface {
 type receiver struct {
 	cfg      config.Config
 	log      *slog.Logger
+	tracing  *tracing.Tracing // nil: off
+	startup  *service.Startup
+	reg      *prometheus.Registry
 	embedded *natsserver.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -125,58 +151,107 @@ type receiver struct {
 	gauges   service.Task
 }
 
-func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *receiver, err error) {
-	r := &receiver{cfg: cfg, log: log}
+// streamAttempt bounds one attempt at setting up a stream or the dedupe
+// bucket while start-up waits for them (an R3 stream on a cluster that is
+// still forming can take seconds).
+const streamAttempt = 10 * time.Second
+
+// newReceiver binds both listeners, so that a port that is taken is
+// refused at once, and prepares the admin listener, whose /readyz says what
+// start-up waits for until open has finished. Nothing here waits for NATS
+// or Redis.
+func newReceiver(cfg config.Config, log *slog.Logger) (_ *receiver, err error) {
+	r := &receiver{cfg: cfg, log: log, startup: service.NewStartup(), reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			r.close()
 		}
 	}()
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if r.publicLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+		return nil, fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	acfg := adminConfig(cfg, cfg.AdminAddr, "ADMIN_ADDR")
+	acfg.Gatherer, acfg.Ready, acfg.Log = r.reg, r.ready, log
+	if r.admin, err = service.ListenAdmin(acfg); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// open connects to NATS, sets up the streams and the dedupe store, and
+// builds the notification path. It waits, retrying with a backoff and
+// saying what it waits for, while NATS or the streams are not there yet
+// (a cluster still forming, a stream another replica is creating); it
+// returns at once for what waiting cannot fix (refused credentials, a
+// stream with other subjects, a server too old), or when ctx ends. Redis
+// is not waited for: the receiver publishes through the JetStream window
+// until it answers, and /readyz says so.
+func (r *receiver) open(ctx context.Context) (err error) {
+	cfg, log := r.cfg, r.log
 	if cfg.NATSURL.IsZero() {
 		if r.embedded, err = startEmbeddedNATS(cfg); err != nil {
-			return nil, err
+			return service.Permanent(err)
 		}
 	}
 	// No reconnect buffer: a publish while disconnected fails at once (503)
 	// instead of being sent later, after we answered.
-	if r.nc, err = service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify serve", URL: cfg.NATSServers(), NoReconnectBuffer: true, Auth: cfg.NATS}, log); err != nil {
-		return nil, err
+	if err := service.Wait(ctx, log, r.startup, "NATS "+cfg.NATSServers().String(), func(context.Context) error {
+		nc, err := service.ConnectNATS(service.NATSConfig{Name: "paycomet-notify serve", URL: cfg.NATSServers(), NoReconnectBuffer: true, Auth: cfg.NATS}, log)
+		r.nc = nc
+		return err
+	}); err != nil {
+		return err
 	}
 	if r.js, err = jetstream.New(r.nc); err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return service.Permanent(fmt.Errorf("jetstream: %w", err))
 	}
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	streams, err := publisher.EnsureStreams(sctx, r.js, streamsConfig(cfg))
-	if err != nil {
-		return nil, err
-	}
-	for _, note := range streams.Notes {
-		log.Info("stream set-up", "note", note)
+	sc := streamsConfig(cfg)
+	if err := service.Wait(ctx, log, r.startup, "streams "+cfg.StreamName+" and "+sc.RejectedName(), func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		defer cancel()
+		streams, err := publisher.EnsureStreams(actx, r.js, sc)
+		if errors.Is(err, publisher.ErrStreamMismatch) {
+			return service.Permanent(err)
+		}
+		for _, note := range streams.Notes {
+			log.Info("stream set-up", "note", note)
+		}
+		return err
+	}); err != nil {
+		return err
 	}
 	opts := dedupe.Options{ClaimTTL: claimTTL(cfg), SeenTTL: cfg.DedupeTTL}
 	if cfg.RedisConfigured() {
 		redis.SetLogger(redisLogger{log: log, scrub: cfg.ScrubRedis})
 		if r.rdb, err = newRedisClient(cfg); err != nil {
-			return nil, err
+			return service.Permanent(err)
 		}
 		r.store = dedupe.NewRedis(r.rdb, opts)
-		if err := r.store.Ping(sctx); err != nil {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := r.store.Ping(pctx); err != nil {
 			// Not fatal: the receiver publishes with JetStream dedupe only
 			// until Redis answers, and /readyz says so.
 			log.Warn("redis not reachable at start", "redis", cfg.RedisDesc(), "err", cfg.ScrubRedis(err.Error()))
 		}
+		cancel()
 	} else {
-		kv, err := dedupe.NewJetStreamKV(sctx, r.js, cfg.StreamName+"_DEDUPE", cfg.StreamReplicas, opts)
-		if err != nil {
-			return nil, fmt.Errorf("dedupe bucket: %w", err)
+		bucket := cfg.StreamName + "_DEDUPE"
+		if err := service.Wait(ctx, log, r.startup, "dedupe bucket "+bucket, func(ctx context.Context) error {
+			actx, cancel := context.WithTimeout(ctx, streamAttempt)
+			defer cancel()
+			kv, err := dedupe.NewJetStreamKV(actx, r.js, bucket, cfg.StreamReplicas, opts)
+			if err != nil {
+				return fmt.Errorf("dedupe bucket: %w", err)
+			}
+			r.store = kv
+			return nil
+		}); err != nil {
+			return err
 		}
-		r.store = kv
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := notify.NewMetrics(reg)
+	m := notify.NewMetrics(r.reg)
 	path := notify.New(notify.Config{
 		Prefix:                cfg.SubjectPrefix,
 		AllowedIPs:            []netip.Prefix(cfg.AllowedIPs),
@@ -186,29 +261,22 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 		PublishTimeout:        cfg.PublishTimeout,
 		RejectedRatePerSource: cfg.RejectedRatePerSource,
 		Terminals:             cfg.Terminals.IDs(),
+		Tracing:               r.tracing,
 	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), r.store,
-		publisher.New(r.js, cfg.StreamName), publisher.New(r.js, streamsConfig(cfg).RejectedName()), m, log)
+		publisher.New(r.js, cfg.StreamName).Traced(r.tracing), publisher.New(r.js, sc.RejectedName()).Traced(r.tracing), m, log)
 	h, err := handler.New(handler.Config{
 		URLToken:       cfg.URLToken,
 		TrustedProxies: []netip.Prefix(cfg.TrustedProxies),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Tracing:        r.tracing,
 	}, path, m, log)
 	if err != nil {
-		return nil, err
+		return service.Permanent(err)
 	}
-	gauges := service.NewStreamGauges(reg)
-	r.gauges = gauges.Task(r.js, streamGaugesEvery, log, cfg.StreamName, streamsConfig(cfg).RejectedName())
-
-	if r.publicLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-		return nil, fmt.Errorf("LISTEN_ADDR: %w", err)
-	}
-	acfg := adminConfig(cfg, cfg.AdminAddr, "ADMIN_ADDR")
-	acfg.Gatherer, acfg.Ready, acfg.Log = reg, r.ready, log
-	if r.admin, err = service.ListenAdmin(acfg); err != nil {
-		return nil, err
-	}
-	if err = mountOpsPage(r.admin, cfg, r.nc, r.js, r.store, reg, log); err != nil {
-		return nil, err
+	gauges := service.NewStreamGauges(r.reg)
+	r.gauges = gauges.Task(r.js, streamGaugesEvery, log, cfg.StreamName, sc.RejectedName())
+	if err = mountOpsPage(r.admin, cfg, r.nc, r.js, r.store, r.reg, log); err != nil {
+		return service.Permanent(err)
 	}
 	r.public = &http.Server{
 		Handler:           h,
@@ -219,7 +287,8 @@ func openReceiver(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return r, nil
+	r.startup.Done()
+	return nil
 }
 
 // close releases the backends in reverse order of opening: the store's
@@ -251,6 +320,9 @@ func (r *receiver) close() {
 // because without it the receiver still publishes through the JetStream
 // duplicate window, and a load balancer must not take every replica out.
 func (r *receiver) ready(ctx context.Context) service.Readiness {
+	if !r.startup.Finished() {
+		return r.startup.Readiness()
+	}
 	nc := service.Check{Name: "nats", OK: r.nc.IsConnected()}
 	st := service.Check{Name: "streams", OK: nc.OK}
 	if !nc.OK {

@@ -94,19 +94,20 @@ func IsPermanent(err error) bool {
 // Startup is what a subcommand is waiting for while it starts, for
 // /readyz: nothing is ready until Done.
 type Startup struct {
-	mu   sync.Mutex
-	what string
-	err  string
-	done bool
+	mu       sync.Mutex
+	what     string
+	err      string
+	attempts int
+	done     bool
 }
 
 // NewStartup is a start-up that has not begun waiting yet.
 func NewStartup() *Startup { return &Startup{what: "start-up"} }
 
-func (s *Startup) set(what string, err error) {
+func (s *Startup) set(what string, attempts int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.what, s.err = what, ""
+	s.what, s.err, s.attempts = what, "", attempts
 	if err != nil {
 		s.err = err.Error()
 	}
@@ -133,7 +134,7 @@ func (s *Startup) Readiness() Readiness {
 	defer s.mu.Unlock()
 	msg := "waiting for " + s.what
 	if s.err != "" {
-		msg += ": " + s.err
+		msg += fmt.Sprintf(" (%d attempts): %s", s.attempts, s.err)
 	}
 	return NewReadiness(Check{Name: "startup", OK: false, Error: msg})
 }
@@ -159,8 +160,8 @@ func Wait(ctx context.Context, log *slog.Logger, st *Startup, what string, fn fu
 	var lastLog time.Time
 	attempts := 0
 	for {
-		if st != nil {
-			st.set(what, nil)
+		if st != nil && attempts == 0 {
+			st.set(what, 0, nil)
 		}
 		err := fn(ctx)
 		attempts++
@@ -177,7 +178,7 @@ func Wait(ctx context.Context, log *slog.Logger, st *Startup, what string, fn fu
 			return errors.Join(fmt.Errorf("gave up waiting for %s: %w", what, ctx.Err()), err)
 		}
 		if st != nil {
-			st.set(what, err)
+			st.set(what, attempts, err)
 		}
 		if lastLog.IsZero() || time.Since(lastLog) >= logEvery {
 			log.Warn("start-up: waiting for "+what, "err", err.Error(), "attempts", attempts,
