@@ -308,10 +308,18 @@ func (p *Path) deliver(ctx context.Context, ev events.Event, body []byte, fp str
 	switch st {
 	case claimSeen:
 		ts.duplicate.Inc()
+		if out, ok := p.seenReconciled(ctx, ev, lease, fp, rej); ok {
+			return out
+		}
 		if lease.Fingerprint != "" && lease.Fingerprint != fp {
 			return p.conflictingCopy(ctx, rej)
 		}
 		return Outcome{Kind: Duplicate, EventID: ev.ID}
+	}
+	if held {
+		if out, ok := p.lateReconciled(ctx, ev, lease, fp, rej); ok {
+			return out
+		}
 	}
 	takeover := st == claimTakeover
 

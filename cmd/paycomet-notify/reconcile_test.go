@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
 	"github.com/paycomet-notify/paycomet-notify/paycometrest"
 	"github.com/paycomet-notify/paycomet-notify/paycometrest/paycomettest"
+	"github.com/paycomet-notify/paycomet-notify/schemas"
 )
 
 // reconcileRig is `serve --demo` (its embedded NATS and the demo terminal)
@@ -205,4 +207,133 @@ func TestReconcileEvery(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("reconcile --every did not stop")
 	}
+}
+
+// streamEvents reads every message on subject from stream.
+func streamEvents(t *testing.T, env map[string]string, stream, subject string) []map[string]any {
+	t.Helper()
+	nc, err := nats.Connect("nats://" + env["EMBEDDED_NATS_ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	c, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer js.DeleteConsumer(ctx, stream, c.CachedInfo().Name)
+	want := int(c.CachedInfo().NumPending)
+	var out []map[string]any
+	for len(out) < want {
+		b, err := c.Fetch(want-len(out), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range b.Messages() {
+			n++
+			var ev map[string]any
+			if err := json.Unmarshal(m.Data(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := json.Marshal(ev["data"]); err == nil && ev["dataschema"] != nil {
+				if err := schemas.Validate(ev["dataschema"].(string), d); err != nil {
+					t.Fatalf("%s: %v", m.Subject(), err)
+				}
+			}
+			out = append(out, ev)
+		}
+		if n == 0 {
+			t.Fatalf("read %d of %d messages on %s", len(out), want, subject)
+		}
+	}
+	return out
+}
+
+func withOrder(evs []map[string]any, order string) []map[string]any {
+	var out []map[string]any
+	for _, e := range evs {
+		if d, _ := e["data"].(map[string]any); d != nil && d["order"] == order {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestReconcilePublishMissing: the missing operations' own events are
+// published through the notification path; the real signed notification
+// arriving later (with BankDateTime equal to PAYCOMET's timestamp, and a
+// few seconds off it) is answered 200, publishes no second event and is
+// quarantined as reconciled_copy.
+func TestReconcilePublishMissing(t *testing.T) {
+	env, fake := reconcileRig(t)
+	code, out, errs := runCmd(t, env, "reconcile", "--demo", "--last", "1h", "--publish-missing")
+	if code != 0 || strings.Count(out, ", event ") != 5 {
+		t.Fatalf("reconcile --publish-missing = %d\n%s%s", code, out, errs)
+	}
+	var term int
+	fmt.Sscan(demo.Terminal, &term)
+	ops := map[string]paycomettest.Operation{}
+	for _, o := range paycomettest.DemoOperations(term, time.Now()) {
+		ops[o.Order] = o
+	}
+	// The seeded times are those of the rig's own call; read them back.
+	for _, c := range []struct {
+		order string
+		shift time.Duration
+	}{{"DEMO2", 0}, {"DEMO5", 3 * time.Second}} {
+		evs := withOrder(streamEvents(t, env, "PAYCOMET", "paycomet.>"), c.order)
+		var copyEv map[string]any
+		for _, e := range evs {
+			if d := e["data"].(map[string]any); d["authenticated_by"] == "reconciliation" {
+				copyEv = e
+			}
+		}
+		if copyEv == nil {
+			t.Fatalf("%s: no reconciled event among %v", c.order, evs)
+		}
+		when, err := time.Parse(time.RFC3339, copyEv["time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := ops[c.order]
+		resp := "OK"
+		form := demo.Sample(demo.SampleOptions{Type: o.Type, Terminal: demo.Terminal, Order: o.Order, Response: resp,
+			Amount: o.Amount, Currency: o.Currency, When: when.Add(c.shift), IdUser: demo.IDUser, TokenUser: demo.TokenUser})
+		res, err := http.Post("http://"+env["LISTEN_ADDR"]+"/paycomet/notifications/"+demo.URLToken, "application/x-www-form-urlencoded",
+			strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: the real notification after its reconciled copy = %d, want 200", c.order, res.StatusCode)
+		}
+		subject := fmt.Sprintf("paycomet.%s.%s.ok", demo.Terminal, map[int]string{1: "authorization", 3: "preauthorization"}[o.Type])
+		if n := len(withOrder(streamEvents(t, env, "PAYCOMET", subject), c.order)); n != 1 {
+			t.Fatalf("%s (BankDateTime shifted %v): %d events on %s, want exactly 1", c.order, c.shift, n, subject)
+		}
+		var q []map[string]any
+		for _, e := range streamEvents(t, env, "PAYCOMET_REJECTED", "paycomet.rejected") {
+			d := e["data"].(map[string]any)
+			if f, _ := d["fields"].(map[string]any); f == nil || fmt.Sprint(f["Order"]) != "["+c.order+"]" {
+				continue
+			}
+			if d["reason"] != "reconciled_copy" || d["event_id"] != copyEv["id"] {
+				t.Fatalf("%s: quarantined as %v for %v, want reconciled_copy for %v", c.order, d["reason"], d["event_id"], copyEv["id"])
+			}
+			q = append(q, e)
+		}
+		if len(q) != 1 {
+			t.Fatalf("%s: %d reconciled_copy quarantine messages for %v, want 1", c.order, len(q), copyEv["id"])
+		}
+	}
+	// The copies count as events: a run now finds nothing new.
+	code, out, _ = runCmd(t, env, "reconcile", "--demo", "--last", "1h")
+	if code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), demo.Terminal+" 5 5 0 0 complete") {
+		t.Fatalf("run after --publish-missing = %d:\n%s", code, out)
+	}
+	_ = fake
 }
