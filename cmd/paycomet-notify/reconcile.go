@@ -247,8 +247,12 @@ func runReconcile(ctx context.Context, args []string, env map[string]string, std
 				log.Error("admin listener", "err", err)
 			}
 		}()
-		conn, err := openOps("reconcile", cfg)
-		if err != nil {
+		// Long-running: wait for NATS like serve and the refresher do.
+		var conn *opsConn
+		if err := service.Wait(ctx, log, nil, "NATS "+cfg.NATSServers().String(), func(context.Context) (err error) {
+			conn, err = openOps("reconcile", cfg)
+			return err
+		}); err != nil {
 			return fail(reconcileExitBackend, "%v", err)
 		}
 		defer conn.close()
