@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+	"github.com/paycomet-notify/paycomet-notify/tracing/tracingtest"
+)
+
+// TestServeExportsTraces: serve with OTEL_EXPORTER_OTLP_ENDPOINT sends the
+// spans of a notification to a real OTLP/HTTP endpoint (flushed by the
+// ordered shutdown), and the event on NATS carries the notification span's
+// traceparent in its envelope and a traceparent header in the same trace.
+func TestServeExportsTraces(t *testing.T) {
+	c := tracingtest.StartCollector(t)
+	n := testenv.StartNATS(t)
+	env := map[string]string{
+		"PAYCOMET_MERCHANT_CODE":      "MC000001",
+		"PAYCOMET_TERMINALS":          "11:pw-eleven",
+		"NATS_URL":                    n.URL(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT": c.URL,
+		"OTEL_EXPORTER_OTLP_HEADERS":  "api-key=collector-secret",
+	}
+	s := startServe(t, env)
+	if code, out, errOut := runCmd(t, env, "send", "--type", "1"); code != 0 || !strings.Contains(out, "200 OK") {
+		t.Fatalf("send = %d\n%s\n%s", code, out, errOut)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Fatalf("serve exited %d:\n%s", code, s.stderr)
+	}
+
+	js, err := jetstream.New(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "PAYCOMET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		ID          string `json:"id"`
+		TraceParent string `json:"traceparent"`
+	}
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+
+	var root *tracingtest.Span
+	names := []string{}
+	for _, sp := range c.Spans() {
+		names = append(names, sp.Name)
+		if sp.Name == "paycomet.notification" {
+			root = &sp
+		}
+	}
+	if root == nil {
+		t.Fatalf("no notification span arrived at the collector; spans: %v\n%s", names, s.stderr)
+	}
+	if root.Resource["service.name"] != "paycomet-notify-serve" || root.Attr("cloudevents.event_id") != ev.ID ||
+		root.Attr("paycomet.outcome") != "accepted" || root.Attr("paycomet.transaction_type") != "1" || root.Header.Get("Api-Key") != "collector-secret" {
+		t.Errorf("notification span: resource %v, attributes %v", root.Resource, root.Attributes)
+	}
+	want := "00-" + hex.EncodeToString(root.TraceId) + "-" + hex.EncodeToString(root.SpanId) + "-01"
+	if ev.TraceParent != want {
+		t.Errorf("event traceparent %q, want the exported notification span's %q", ev.TraceParent, want)
+	}
+	if h := m.Header.Get("traceparent"); !strings.HasPrefix(h, "00-"+hex.EncodeToString(root.TraceId)+"-") {
+		t.Errorf("message traceparent header %q, not in trace %x", h, root.TraceId)
+	}
+	if len(names) < 5 {
+		t.Errorf("spans exported: %v, want the notification and its four steps", names)
+	}
+	if strings.Contains(s.stderr.String(), "collector-secret") || strings.Contains(s.stderr.String(), "pw-eleven") {
+		t.Errorf("the log shows a secret:\n%s", s.stderr)
+	}
+}
