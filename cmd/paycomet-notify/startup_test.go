@@ -211,3 +211,37 @@ func TestServeAuthenticatedNATS(t *testing.T) {
 		t.Errorf("logs hold the NATS password:\n%s", p.stderr)
 	}
 }
+
+// TestServeRedisProduction: serve's dedupe store through Sentinel (with
+// REDIS_PASSWORD) and through rediss:// with REDIS_TLS_*, end to end
+// through run(): /readyz shows the store up, and no password is logged.
+func TestServeRedisProduction(t *testing.T) {
+	const pw = "redisPW-serve-4"
+	n := testenv.StartNATS(t)
+	master := testenv.StartRedisWith(t, testenv.RedisOptions{Password: pw})
+	sentinel := testenv.StartSentinel(t, "dedupe", master, pw)
+	ca := testenv.NewCA(t)
+	tlsRedis := testenv.StartRedisWith(t, testenv.RedisOptions{CA: ca, ClientCerts: true})
+	cert, key := ca.Issue(t, "receiver")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"sentinel", map[string]string{"REDIS_SENTINEL_MASTER": "dedupe", "REDIS_SENTINEL_ADDRS": testenv.SentinelAddrs(sentinel)[0], "REDIS_PASSWORD": pw}},
+		{"rediss", map[string]string{"REDIS_URL": "rediss://" + tlsRedis.TLSAddr() + "/0", "REDIS_TLS_CA": ca.CertFile, "REDIS_TLS_CERT": cert, "REDIS_TLS_KEY": key}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := receiverEnv(n.URL())
+			env["STREAM_NAME"] = "PAYCOMET_" + strings.ToUpper(tc.name)
+			env["SUBJECT_PREFIX"] = "p" + tc.name
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			p := launch(t, "serve", env, "ADMIN_ADDR")
+			p.waitReadyz(t, 200, `{"name":"dedupe_redis","ok":true`)
+			if strings.Contains(p.stderr.String(), pw) {
+				t.Errorf("logs hold the Redis password:\n%s", p.stderr)
+			}
+		})
+	}
+}
