@@ -58,6 +58,14 @@ func isReconciledMark(fp string) bool { return strings.HasPrefix(fp, reconciledM
 // could not be recognised, so a store failure is Unavailable.
 func (p *Path) PublishReconciled(ctx context.Context, ev events.Event, matchKey string) Outcome {
 	ctx = context.WithoutCancel(ctx)
+	if p.tracer != nil {
+		return p.reconciledTraced(ctx, ev, matchKey)
+	}
+	return p.publishReconciled(ctx, ev, matchKey)
+}
+
+func (p *Path) publishReconciled(ctx context.Context, ev events.Event, matchKey string) Outcome {
+	ev.TraceParent = p.traceParent(ctx)
 	body, err := ev.Encode()
 	if err != nil {
 		p.log.Error("reconciled event could not be encoded", "err", err, "event_id", ev.ID)

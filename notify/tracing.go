@@ -32,6 +32,9 @@ const (
 	SpanAuthenticate = "authenticate"
 	SpanClaim        = "dedupe.claim"
 	SpanMarkSeen     = "dedupe.mark_seen"
+	// SpanReconciled is PublishReconciled: the reconciler's copy of a
+	// missing notification.
+	SpanReconciled = "paycomet.reconciled"
 )
 
 // Span attribute keys.
@@ -72,6 +75,18 @@ func (p *Path) processTraced(ctx context.Context, r Request) Outcome {
 	switch o.Kind {
 	case Unavailable, Internal:
 		span.SetStatus(codes.Error, o.Detail)
+	}
+	return o
+}
+
+func (p *Path) reconciledTraced(ctx context.Context, ev events.Event, matchKey string) Outcome {
+	ctx, span := p.tracer.Start(ctx, SpanReconciled, trace.WithAttributes(AttrTerminal.String(ev.Terminal), AttrEventID.String(ev.ID)))
+	defer span.End()
+	o := p.publishReconciled(ctx, ev, matchKey)
+	span.SetAttributes(AttrOutcome.String(o.Kind.String()))
+	if o.Kind == Unavailable || o.Kind == Internal {
+		// Not o.Detail: it may carry a store's error text.
+		span.SetStatus(codes.Error, o.Kind.String())
 	}
 	return o
 }
