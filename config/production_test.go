@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,5 +146,26 @@ func TestScrubRedisAndNATS(t *testing.T) {
 	}
 	if d := c.RedisDesc(); d != "sentinel master m via s1:26379" {
 		t.Errorf("RedisDesc() = %q", d)
+	}
+}
+
+// TestProductionSecretsNeverLogged: the configuration is logged whole at
+// start-up; the NATS and Redis passwords are not in it.
+func TestProductionSecretsNeverLogged(t *testing.T) {
+	c, err := Load(map[string]string{"NATS_URL": "nats://n:4222", "NATS_USER": "u", "NATS_PASSWORD": "natsPW-log-1",
+		"REDIS_SENTINEL_MASTER": "m", "REDIS_SENTINEL_ADDRS": "s:26379", "REDIS_PASSWORD": "redisPW-log-2", "REDIS_SENTINEL_PASSWORD": "sentPW-log-3"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("serving", "config", c)
+	out := b.String() + fmt.Sprintf("%v %+v %#v", c, c, c)
+	for _, s := range []string{"natsPW-log-1", "redisPW-log-2", "sentPW-log-3"} {
+		if strings.Contains(out, s) {
+			t.Errorf("logged configuration holds %q:\n%s", s, out)
+		}
+	}
+	if !strings.Contains(b.String(), `"SentinelMaster":"m"`) {
+		t.Errorf("logged configuration lacks the Sentinel settings:\n%s", b.String())
 	}
 }
