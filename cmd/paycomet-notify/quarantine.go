@@ -26,6 +26,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/ops"
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 	"github.com/paycomet-notify/paycomet-notify/ui"
 )
 
@@ -200,7 +201,7 @@ func quarantineReplay(ctx context.Context, c *opsConn, f ops.RejectedFilter, acc
 		fmt.Fprintf(stderr, "warning: --accept-stale: a stale notification is older than DEDUPE_TTL (%s), so the dedupe store may have\n"+
 			"forgotten that it was accepted before; accept it only if you know it was not (check with 'events tail --since').\n", c.cfg.DedupeTTL)
 	}
-	p := ops.NewReplayer(c.reader, replayPath(c.cfg, store, c.js, log))
+	p := ops.NewReplayer(c.reader, replayPath(c.cfg, store, c.js, log, nil))
 	code := exitOK
 	err = p.ReplayRejected(ctx, f, acceptStale, func(r ops.Result) {
 		fmt.Fprintln(stdout, r.Line())
@@ -257,7 +258,7 @@ func openDedupe(ctx context.Context, cfg config.Config, js jetstream.JetStream) 
 // stream, and nothing quarantined again (a still-bad notification is
 // reported and is in the quarantine already). Its metrics are its own, so a
 // replay does not count as traffic on the receiver's series.
-func replayPath(cfg config.Config, store notify.Deduper, js jetstream.JetStream, log *slog.Logger) *notify.Path {
+func replayPath(cfg config.Config, store notify.Deduper, js jetstream.JetStream, log *slog.Logger, tr *tracing.Tracing) *notify.Path {
 	return notify.New(notify.Config{
 		Prefix:         cfg.SubjectPrefix,
 		AllowedIPs:     []netip.Prefix(cfg.AllowedIPs),
@@ -268,15 +269,17 @@ func replayPath(cfg config.Config, store notify.Deduper, js jetstream.JetStream,
 		// Nothing is stored, so nothing needs limiting.
 		RejectedRatePerSource: math.Inf(1),
 		Terminals:             cfg.Terminals.IDs(),
+		Tracing:               tr,
 	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), store,
-		publisher.New(js, cfg.StreamName), ops.Discard{}, notify.NewMetrics(prometheus.NewRegistry()), log)
+		publisher.New(js, cfg.StreamName).Traced(tr), ops.Discard{}, notify.NewMetrics(prometheus.NewRegistry()), log)
 }
 
 // mountOpsPage puts the operator page (/ui) on serve's admin listener. Its
 // replays run through a replay path (replayPath) over serve's own dedupe
-// store and NATS connection, with serve's configuration.
+// store and NATS connection, with serve's configuration and tracing (a
+// replay continues the trace of what it replays).
 func mountOpsPage(admin interface{ HandlePage(string, http.Handler) }, cfg config.Config, nc *nats.Conn, js jetstream.JetStream,
-	store notify.Deduper, reg prometheus.Gatherer, log *slog.Logger) error {
+	store notify.Deduper, reg prometheus.Gatherer, log *slog.Logger, tr *tracing.Tracing) error {
 	reader := ops.NewReader(js, ops.StreamsFor(streamsConfig(cfg)))
 	notifyPath := handler.Path
 	if !cfg.URLToken.IsZero() {
@@ -285,7 +288,7 @@ func mountOpsPage(admin interface{ HandlePage(string, http.Handler) }, cfg confi
 	page, err := ui.New(ui.Config{
 		Token:            cfg.AdminToken,
 		Reader:           reader,
-		Replayer:         ops.NewReplayer(reader, replayPath(cfg, store, js, log)),
+		Replayer:         ops.NewReplayer(reader, replayPath(cfg, store, js, log, tr)).Traced(tr),
 		Gatherer:         reg,
 		NotificationPath: notifyPath,
 		Log:              log,

@@ -24,7 +24,7 @@ func openReconcileCopier(ctx context.Context, cfg config.Config, conn *opsConn, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &pathCopier{path: replayPath(cfg, store, conn.js, log), now: time.Now}, closeStore, nil
+	return &pathCopier{path: replayPath(cfg, store, conn.js, log, nil), now: time.Now}, closeStore, nil
 }
 
 // pathCopier publishes operations through a notify.Path.

@@ -275,7 +275,7 @@ func (r *receiver) open(ctx context.Context) (err error) {
 	}
 	gauges := service.NewStreamGauges(r.reg)
 	r.gauges = gauges.Task(r.js, streamGaugesEvery, log, cfg.StreamName, sc.RejectedName())
-	if err = mountOpsPage(r.admin, cfg, r.nc, r.js, r.store, r.reg, log); err != nil {
+	if err = mountOpsPage(r.admin, cfg, r.nc, r.js, r.store, r.reg, log, r.tracing); err != nil {
 		return service.Permanent(err)
 	}
 	r.public = &http.Server{
