@@ -6,8 +6,15 @@ GO_FILES := $(shell git ls-files '*.go')
 
 all: check
 
+## build: a static binary with its version stamped, the same flags as deploy/Dockerfile
+## (VERSION, COMMIT and BUILD_DATE may be given: make build VERSION=v1.2.3)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
+
 build:
-	go build -o bin/paycomet-notify ./cmd/paycomet-notify
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/paycomet-notify ./cmd/paycomet-notify
 
 ## test: the whole suite (installs redis-server if missing; starts its own Redis and NATS)
 test:

@@ -229,3 +229,43 @@ func TestRedisSentinelFailoverUnderLoad(t *testing.T) {
 		switched.Round(time.Millisecond), recovered.Round(time.Millisecond), landed.Round(time.Millisecond),
 		ok.Load(), failed.Load(), errs, maxGap.Round(time.Millisecond))
 }
+
+// TestRedisSentinelTLS: Sentinel and master both on TLS ports that require
+// client certificates; the failover client reaches the master through the
+// Sentinel with the same TLS settings.
+func TestRedisSentinelTLS(t *testing.T) {
+	ca := testenv.NewCA(t)
+	master := testenv.StartRedisWith(t, testenv.RedisOptions{CA: ca, ClientCerts: true})
+	s := testenv.StartSentinelTLS(t, "dedupe", master, "", ca)
+	certFile, keyFile := ca.Issue(t, "receiver")
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tls  *tls.Config
+		ok   bool
+	}{
+		{"TLS", &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{pair}}, true},
+		{"no client certificate", &tls.Config{RootCAs: ca.Pool}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewRedisClientFor(RedisClientConfig{SentinelMaster: "dedupe", SentinelAddrs: []string{"127.0.0.1:" + strconv.Itoa(s.TLSPort)}, TLS: tc.tls})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			st := newTestRedis(t, c, Options{KeyPrefix: "stls:"})
+			err = st.Ping(context.Background())
+			if (err == nil) != tc.ok {
+				t.Fatalf("Ping through a TLS Sentinel = %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok {
+				if _, got, err := st.Claim(context.Background(), "k"); err != nil || got != Claimed {
+					t.Fatalf("Claim = %v, %v", got, err)
+				}
+			}
+		})
+	}
+}

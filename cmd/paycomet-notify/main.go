@@ -12,9 +12,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usage = `usage: paycomet-notify <command> [flags]
 
 commands:
@@ -27,7 +24,7 @@ commands:
   events      events tail: follow the events as they arrive, one readable line each
   quarantine  quarantine list|show|replay: rejected notifications, run again once fixed
   dlq         dlq list|show|replay: the refresher's dead letters
-  version     print the version
+  version     print the version, commit, build date and Go version
 
 Configuration is read from the environment; see README.md.
 `
@@ -80,8 +77,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 	case "reconcile":
 		return runReconcile(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "paycomet-notify %s\n", version)
-		return 0
+		return runVersion(rest, stdout, stderr)
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,7 @@ type sentinelConf struct {
 	master   string
 	of       *Redis
 	password string
+	ca       *CA
 }
 
 // args write the Sentinel's configuration file (Sentinel rewrites it to
@@ -33,6 +35,18 @@ sentinel parallel-syncs %s 1
 	if c.password != "" {
 		text += fmt.Sprintf("sentinel auth-pass %s %s\n", c.master, c.password)
 	}
+	if c.ca != nil {
+		// TLS for clients (a TLS port beside the plain one, kept for the
+		// start check) and for the Sentinel's own links to the master,
+		// which it monitors on its TLS port.
+		if r.TLSPort == 0 {
+			r.TLSPort = pickPort(r.t)
+		}
+		cert, key := c.ca.Issue(r.t, "sentinel-"+strconv.Itoa(r.Port))
+		text = strings.Replace(text, fmt.Sprintf("127.0.0.1 %d 1", c.of.Port), fmt.Sprintf("127.0.0.1 %d 1", c.of.TLSPort), 1)
+		text += fmt.Sprintf("tls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-replication yes\ntls-auth-clients yes\n",
+			r.TLSPort, cert, key, c.ca.CertFile)
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		r.t.Fatalf("write sentinel.conf: %v", err)
 	}
@@ -45,10 +59,18 @@ sentinel parallel-syncs %s 1
 // begins from the initial configuration again.
 func StartSentinel(t testing.TB, masterName string, master *Redis, password string) *Redis {
 	t.Helper()
+	return StartSentinelTLS(t, masterName, master, password, nil)
+}
+
+// StartSentinelTLS is StartSentinel with TLS from ca (when not nil): a TLS
+// port (TLSPort) that requires client certificates, and the master
+// (started with RedisOptions.CA) monitored on its TLS port.
+func StartSentinelTLS(t testing.TB, masterName string, master *Redis, password string, ca *CA) *Redis {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed (run the tests with scripts/test.sh, which installs it): %v", err)
 	}
-	r := &Redis{t: t, dir: t.TempDir(), sentinel: &sentinelConf{master: masterName, of: master, password: password}}
+	r := &Redis{t: t, dir: t.TempDir(), sentinel: &sentinelConf{master: masterName, of: master, password: password, ca: ca}}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
