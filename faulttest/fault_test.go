@@ -83,6 +83,7 @@ var terminals = map[string]secret.Value{"4101": secret.New("fault-pw-one"), "410
 type receiver struct {
 	t      *testing.T
 	bin    string
+	sub    string // the subcommand: serve (default) or refresher
 	env    []string
 	listen string
 	admin  string
@@ -94,12 +95,18 @@ type receiver struct {
 func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) }
 
 func newReceiver(t *testing.T, nats *testenv.NATS, redis *testenv.Redis) *receiver {
-	r := &receiver{t: t, bin: binary(t), listen: freeAddr(t), admin: freeAddr(t), logs: &testenv.Buffer{}}
+	return startChild(t, "serve", nats.URL(), redis)
+}
+
+// startChild runs subcommand sub (serve or refresher) against natsURL and
+// redis, with extra environment after the defaults (a later entry wins).
+func startChild(t *testing.T, sub, natsURL string, redis *testenv.Redis, extra ...string) *receiver {
+	r := &receiver{t: t, bin: binary(t), sub: sub, listen: freeAddr(t), admin: freeAddr(t), logs: &testenv.Buffer{}}
 	r.env = []string{
 		"PAYCOMET_MERCHANT_CODE=" + merchant,
 		"PAYCOMET_TERMINALS=4101:fault-pw-one,4102:fault-pw-two",
 		"URL_TOKEN=" + urlToken,
-		"NATS_URL=" + nats.URL(),
+		"NATS_URL=" + natsURL,
 		"REDIS_URL=" + redis.URL(),
 		"LISTEN_ADDR=" + r.listen,
 		"ADMIN_ADDR=" + r.admin,
@@ -110,12 +117,14 @@ func newReceiver(t *testing.T, nats *testenv.NATS, redis *testenv.Redis) *receiv
 		"PUBLISH_TIMEOUT=1s",
 		"INFLIGHT_WAIT=300ms",
 		"GORACE=halt_on_error=1",
+		"REFRESHER_ADMIN_ADDR=" + r.admin,
 	}
+	r.env = append(r.env, extra...)
 	r.start()
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
-			t.Logf("serve logs (last 40 lines):\n%s", tail(r.logs, 40))
+			t.Logf("%s logs (last 40 lines):\n%s", r.sub, tail(r.logs, 40))
 		}
 	})
 	return r
@@ -126,7 +135,7 @@ func (r *receiver) url() string { return "http://" + r.listen + handler.Path + "
 // start runs serve and waits until /readyz answers 200.
 func (r *receiver) start() {
 	r.t.Helper()
-	cmd := exec.Command(r.bin, "serve")
+	cmd := exec.Command(r.bin, r.sub)
 	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = r.logs, r.logs
 	if err := cmd.Start(); err != nil {
@@ -230,24 +239,34 @@ type load struct {
 }
 
 func startLoad(t *testing.T, r *receiver, nats *testenv.NATS) *load {
-	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
-	o := loadgen.Options{
-		URL: r.url(), URLToken: secret.New(urlToken), MerchantCode: merchant, Terminals: terminals,
+	return runLoad(t, loadOptions(r.url(), nats.URL()))
+}
+
+// loadOptions is the fault tests' steady load at url, verified on natsURL.
+func loadOptions(url, natsURL string) loadgen.Options {
+	return loadgen.Options{
+		URL: url, URLToken: secret.New(urlToken), MerchantCode: merchant, Terminals: terminals,
 		Connections: 8, Rate: 400, Duration: 90 * time.Second, DupShare: 0.2,
 		// Enough retries to outlast a claim left by the killed receiver
 		// (PUBLISH_TIMEOUT+10s), as PAYCOMET's retries would.
 		MaxRetries: 60, RetryBackoff: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond},
 		RequestTimeout: 5 * time.Second,
-		NATSURL:        nats.URL(), Stream: "PAYCOMET", Prefix: "paycomet", Settle: 1500 * time.Millisecond,
-		Stop: l.stop,
-		OnAnswer: func(status int) {
-			switch status {
-			case 200:
-				l.ok.Add(1)
-			case 0, 503:
-				l.failed.Add(1)
-			}
-		},
+		NATSURL:        natsURL, Stream: "PAYCOMET", Prefix: "paycomet", Settle: 1500 * time.Millisecond,
+	}
+}
+
+// runLoad runs loadgen with o in the background until finish; it counts
+// the answers for waitOK and waitFailed (o.OnAnswer is replaced).
+func runLoad(t *testing.T, o loadgen.Options) *load {
+	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
+	o.Stop = l.stop
+	o.OnAnswer = func(status int) {
+		switch status {
+		case 200:
+			l.ok.Add(1)
+		case 0, 503:
+			l.failed.Add(1)
+		}
 	}
 	go func() {
 		defer close(l.done)
