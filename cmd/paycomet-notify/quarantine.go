@@ -116,7 +116,20 @@ func runQuarantine(ctx context.Context, args []string, env map[string]string, st
 	case "show":
 		return quarantineShow(ctx, c, fs.Arg(0), stdout, stderr, fail)
 	}
-	return quarantineReplay(ctx, c, f, *acceptStale, stdout, stderr, fail)
+	// A replay continues the trace of what it replays, when OTEL_* turn
+	// tracing on; the spans are flushed before the command exits.
+	tr, err := tracing.Setup(ctx, env, tracing.Options{ServiceName: "paycomet-notify-quarantine", Version: version})
+	if err != nil {
+		return fail(exitInput, "%v", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			fmt.Fprintf(stderr, "paycomet-notify quarantine replay: %v\n", err)
+		}
+	}()
+	return quarantineReplay(ctx, c, f, *acceptStale, tr, stdout, stderr, fail)
 }
 
 type failFunc func(code int, format string, a ...any) int
@@ -182,7 +195,7 @@ func quarantineShow(ctx context.Context, c *opsConn, id string, stdout, stderr i
 	return exitOK
 }
 
-func quarantineReplay(ctx context.Context, c *opsConn, f ops.RejectedFilter, acceptStale bool, stdout, stderr io.Writer, fail failFunc) int {
+func quarantineReplay(ctx context.Context, c *opsConn, f ops.RejectedFilter, acceptStale bool, tr *tracing.Tracing, stdout, stderr io.Writer, fail failFunc) int {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	store, closeStore, err := openDedupe(ctx, c.cfg, c.js)
 	if err != nil {
@@ -201,7 +214,7 @@ func quarantineReplay(ctx context.Context, c *opsConn, f ops.RejectedFilter, acc
 		fmt.Fprintf(stderr, "warning: --accept-stale: a stale notification is older than DEDUPE_TTL (%s), so the dedupe store may have\n"+
 			"forgotten that it was accepted before; accept it only if you know it was not (check with 'events tail --since').\n", c.cfg.DedupeTTL)
 	}
-	p := ops.NewReplayer(c.reader, replayPath(c.cfg, store, c.js, log, nil))
+	p := ops.NewReplayer(c.reader, replayPath(c.cfg, store, c.js, log, tr)).Traced(tr)
 	code := exitOK
 	err = p.ReplayRejected(ctx, f, acceptStale, func(r ops.Result) {
 		fmt.Fprintln(stdout, r.Line())

@@ -10,7 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/internal/testenv"
+	"github.com/paycomet-notify/paycomet-notify/notify"
+	"github.com/paycomet-notify/paycomet-notify/ops/opstest"
 	"github.com/paycomet-notify/paycomet-notify/tracing/tracingtest"
 )
 
@@ -85,5 +88,41 @@ func TestServeExportsTraces(t *testing.T) {
 	}
 	if strings.Contains(s.stderr.String(), "collector-secret") || strings.Contains(s.stderr.String(), "pw-eleven") {
 		t.Errorf("the log shows a secret:\n%s", s.stderr)
+	}
+}
+
+// TestQuarantineReplayExportsTraces: `quarantine replay` with OTLP set
+// exports its replay span, in the trace of the quarantined request (which
+// a traced receiver put in the quarantine event), before it exits.
+func TestQuarantineReplayExportsTraces(t *testing.T) {
+	rig := opstest.New(t)
+	recvTr, recv := tracingtest.New(t)
+	rig.Send(rig.TracedPath("wrong-password", true, recvTr), opstest.Sample("order-T1", 1000), notify.Rejected)
+	orig := recv.Wait(notify.SpanNotification)
+
+	c := tracingtest.StartCollector(t)
+	env := opsEnv(rig, demo.Password)
+	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = c.URL
+	if code, out, errs := runOps(t, env, "quarantine", "replay"); code != 0 || !strings.Contains(out, " accepted ") {
+		t.Fatalf("quarantine replay = %d\n%s%s", code, out, errs)
+	}
+	var replay, notification *tracingtest.Span
+	for _, s := range c.Spans() {
+		switch s.Name {
+		case "replay rejected":
+			replay = &s
+		case notify.SpanNotification:
+			notification = &s
+		}
+	}
+	if replay == nil || notification == nil {
+		t.Fatalf("spans exported: %v", c.Spans())
+	}
+	if [16]byte(replay.TraceId) != orig.SpanContext.TraceID() || [8]byte(replay.ParentSpanId) != orig.SpanContext.SpanID() {
+		t.Errorf("replay span in trace %x under %x, want the quarantined request's %s/%s", replay.TraceId, replay.ParentSpanId,
+			orig.SpanContext.TraceID(), orig.SpanContext.SpanID())
+	}
+	if [8]byte(notification.ParentSpanId) != [8]byte(replay.SpanId) || notification.Resource["service.name"] != "paycomet-notify-quarantine" {
+		t.Errorf("notification span under %x (want %x), resource %v", notification.ParentSpanId, replay.SpanId, notification.Resource)
 	}
 }
