@@ -1231,7 +1231,11 @@ func TestImageBinary(t *testing.T) {
 		t.Fatalf("go build line %q has no -o", args)
 	}
 	args[o+1] = bin
-	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts its own toolchain's bin first in PATH.
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command to build the image's binary with: %v", err)
+	}
 	cmd := exec.Command(gotool, args...)
 	cmd.Dir = ".."
 	cmd.Env = os.Environ()

@@ -49,16 +49,20 @@ func readBuildInfo(read func() (*debug.BuildInfo, bool)) buildInfo {
 	if b.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		b.Version = bi.Main.Version
 	}
+	// vcs.modified describes vcs.revision only: with a commit given by
+	// -ldflags, the version string says whether the tree was dirty
+	// (git describe --dirty).
+	fromVCS := b.Commit == ""
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			if b.Commit == "" {
+			if fromVCS {
 				b.Commit = s.Value
 			}
 		case "vcs.time":
 			b.VCSTime = s.Value
 		case "vcs.modified":
-			b.Modified = s.Value == "true"
+			b.Modified = fromVCS && s.Value == "true"
 		}
 	}
 	return b

@@ -30,7 +30,7 @@ func TestReadBuildInfo(t *testing.T) {
 	}{
 		{
 			name: "ldflags win over build info", ldVersion: "v1.4.0", ldCommit: "abc1234", ldDate: "2026-12-01T12:00:00Z", info: stamped,
-			want: []string{"paycomet-notify v1.4.0", "commit: abc1234 (modified)", "built: 2026-12-01T12:00:00Z", "go: go1.26.8 " + platform},
+			want: []string{"paycomet-notify v1.4.0", "commit: abc1234", "built: 2026-12-01T12:00:00Z", "go: go1.26.8 " + platform},
 		},
 		{
 			name: "plain go build in a clone: build info only", ldVersion: "dev", info: stamped,
