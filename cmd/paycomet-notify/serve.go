@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -66,11 +67,16 @@ func runServe(ctx context.Context, args []string, env map[string]string, stdout,
 		return 1
 	}
 	r.tracing = tr
-	// The admin listener serves from here on: /healthz answers, /readyz
-	// says 503 and what start-up waits for until the receiver is ready.
+	// Both listeners serve from here on: /healthz answers, /readyz says
+	// 503 and what start-up waits for, and a notification is answered 503
+	// (PAYCOMET retries; a load balancer moves on at once instead of
+	// waiting on a port that accepts and never answers) until the
+	// receiver is ready.
+	publicTask := r.startPublic()
 	adminTask := r.admin.Start()
 	if err := r.open(ctx); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = publicTask.Stop(sctx)
 		_ = adminTask.Stop(sctx)
 		cancel()
 		r.close()
@@ -90,7 +96,7 @@ func runServe(ctx context.Context, args []string, env map[string]string, stdout,
 	// acks first; the gauges and the admin listener go after, then the
 	// spans are flushed; NATS, Redis and the embedded server last (close).
 	err = service.Run(ctx, log, cfg.PublishTimeout+cfg.InFlightWait+5*time.Second,
-		service.Task{Name: "public listener", Run: func() error { return r.public.Serve(r.publicLn) }, Stop: r.public.Shutdown},
+		publicTask,
 		r.gauges,
 		adminTask,
 		traceTask)
@@ -147,8 +153,11 @@ type receiver struct {
 	store    store
 	public   *http.Server
 	publicLn net.Listener
-	admin    *service.Admin
-	gauges   service.Task
+	// handler is the notification handler once open has built it; until
+	// then the public listener answers 503.
+	handler atomic.Pointer[http.Handler]
+	admin   *service.Admin
+	gauges  service.Task
 }
 
 // streamAttempt bounds one attempt at setting up a stream or the dedupe
@@ -176,7 +185,35 @@ func newReceiver(cfg config.Config, log *slog.Logger) (_ *receiver, err error) {
 	if r.admin, err = service.ListenAdmin(acfg); err != nil {
 		return nil, err
 	}
+	r.public = &http.Server{
+		Handler:           http.HandlerFunc(r.serveNotification),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second, // a body not in by then is answered 408
+		WriteTimeout:      cfg.PublishTimeout + cfg.InFlightWait + 20*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	return r, nil
+}
+
+// serveNotification is the public listener: the notification handler once
+// the receiver is ready, 503 before (nothing can be made durable yet).
+func (r *receiver) serveNotification(w http.ResponseWriter, req *http.Request) {
+	if h := r.handler.Load(); h != nil {
+		(*h).ServeHTTP(w, req)
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "starting: not ready to accept notifications", http.StatusServiceUnavailable)
+}
+
+// startPublic serves the public listener now; the Task's Run waits for it
+// to end and its Stop shuts it down.
+func (r *receiver) startPublic() service.Task {
+	done := make(chan error, 1)
+	go func() { done <- r.public.Serve(r.publicLn) }()
+	return service.Task{Name: "public listener", Run: func() error { return <-done }, Stop: r.public.Shutdown}
 }
 
 // open connects to NATS, sets up the streams and the dedupe store, and
@@ -278,15 +315,8 @@ func (r *receiver) open(ctx context.Context) (err error) {
 	if err = mountOpsPage(r.admin, cfg, r.nc, r.js, r.store, r.reg, log, r.tracing); err != nil {
 		return service.Permanent(err)
 	}
-	r.public = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second, // a body not in by then is answered 408
-		WriteTimeout:      cfg.PublishTimeout + cfg.InFlightWait + 20*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	var hh http.Handler = h
+	r.handler.Store(&hh)
 	r.startup.Done()
 	return nil
 }

@@ -105,7 +105,8 @@ func receiverEnv(natsURL string) map[string]string {
 // restart.
 func TestServeWaitsForNATS(t *testing.T) {
 	n := testenv.NewNATS(t, nil)
-	p := launch(t, "serve", receiverEnv(n.URL()), "ADMIN_ADDR")
+	env := receiverEnv(n.URL())
+	p := launch(t, "serve", env, "ADMIN_ADDR")
 	body := p.waitReadyz(t, 503, "waiting for NATS")
 	var rd struct {
 		Ready  bool
@@ -118,6 +119,16 @@ func TestServeWaitsForNATS(t *testing.T) {
 		t.Errorf("/healthz while waiting = %v, %v, want 200", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// A notification meanwhile is answered 503 at once (PAYCOMET retries),
+	// not left hanging on a port that accepts and never answers.
+	resp, err := http.Post("http://"+env["LISTEN_ADDR"]+"/paycomet/notifications", "application/x-www-form-urlencoded", strings.NewReader("TransactionType=1"))
+	if err != nil {
+		t.Fatalf("POST while waiting: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("POST while waiting = %d, want 503", resp.StatusCode)
 	}
 	// Let it retry a few times (/readyz counts the attempts): still one
 	// log line.
