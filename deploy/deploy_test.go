@@ -41,6 +41,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/paycometrest"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // nonRootUID is the image's user (distroless "nonroot").
@@ -126,8 +127,8 @@ func TestEveryYAMLFileParses(t *testing.T) {
 // knownVariables are the environment variables something reads: the `env`
 // tags of config.Config (by reflection), every `env:"..."` tag and
 // `env["..."]` lookup in the module's non-test Go files (variables a
-// subcommand reads itself, such as PAYCOMET_API_KEY), and the Go runtime's
-// and OpenTelemetry's standard ones (checked by prefix in isKnown).
+// subcommand reads itself, such as PAYCOMET_API_KEY), the Go runtime's, and
+// the OpenTelemetry ones package tracing reads (tracing.Variables, in isKnown).
 func knownVariables(t *testing.T) map[string]bool {
 	t.Helper()
 	known := map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true, "GODEBUG": true}
@@ -177,7 +178,7 @@ func knownVariables(t *testing.T) map[string]bool {
 }
 
 func isKnown(known map[string]bool, name string) bool {
-	return known[name] || strings.HasPrefix(name, "OTEL_")
+	return known[name] || slices.Contains(tracing.Variables, name)
 }
 
 // ---------------------------------------------------------------------------
