@@ -25,6 +25,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/reconcile"
 	"github.com/paycomet-notify/paycomet-notify/secret"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 const reconcileUsage = `usage: paycomet-notify reconcile (--from T --to T | --last D) [--every D] [--settle D]
@@ -131,6 +132,7 @@ type reconcileEnv struct {
 	keyName    string
 	restURL    string
 	currencies []string
+	tracing    *tracing.Tracing // --publish-missing's path; nil: off
 }
 
 func loadReconcileEnv(env map[string]string, demoMode bool) (reconcileEnv, error) {
@@ -215,6 +217,18 @@ func runReconcile(ctx context.Context, args []string, env map[string]string, std
 	if err != nil {
 		return fail(reconcileExitInput, "%v", err)
 	}
+	// The copies --publish-missing publishes are traced when OTEL_* say
+	// so; the spans are flushed before the command exits.
+	if renv.tracing, err = tracing.Setup(ctx, env, tracing.Options{ServiceName: "paycomet-notify-reconcile", Version: version, Log: log}); err != nil {
+		return fail(reconcileExitInput, "%v", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := renv.tracing.Shutdown(sctx); err != nil {
+			log.Warn("spans not flushed", "err", err)
+		}
+	}()
 	var admin *service.Admin
 	reg := prometheus.NewRegistry()
 	if f.every > 0 {
@@ -284,7 +298,7 @@ func reconcileLoop(ctx context.Context, f reconcileFlags, cfg config.Config, ter
 	}
 	var copier reconcile.Copier
 	if f.publishMissing {
-		c, closeCopier, err := openReconcileCopier(ctx, cfg, conn, log)
+		c, closeCopier, err := openReconcileCopier(ctx, cfg, conn, log, renv.tracing)
 		if err != nil {
 			return fail(reconcileExitBackend, "%v", err)
 		}

@@ -14,17 +14,18 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/notify"
 	"github.com/paycomet-notify/paycomet-notify/paycometrest"
 	"github.com/paycomet-notify/paycomet-notify/reconcile"
+	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
 // openReconcileCopier is --publish-missing: the receiver's notification
 // path (the dedupe store of REDIS_URL or the JetStream bucket, the event
 // stream) through which each missing operation's own event is published.
-func openReconcileCopier(ctx context.Context, cfg config.Config, conn *opsConn, log *slog.Logger) (reconcile.Copier, func(), error) {
+func openReconcileCopier(ctx context.Context, cfg config.Config, conn *opsConn, log *slog.Logger, tr *tracing.Tracing) (reconcile.Copier, func(), error) {
 	store, closeStore, err := openDedupe(ctx, cfg, conn.js)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &pathCopier{path: replayPath(cfg, store, conn.js, log, nil), now: time.Now}, closeStore, nil
+	return &pathCopier{path: replayPath(cfg, store, conn.js, log, tr), now: time.Now}, closeStore, nil
 }
 
 // pathCopier publishes operations through a notify.Path.

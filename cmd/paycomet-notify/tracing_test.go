@@ -126,3 +126,38 @@ func TestQuarantineReplayExportsTraces(t *testing.T) {
 		t.Errorf("notification span under %x (want %x), resource %v", notification.ParentSpanId, replay.SpanId, notification.Resource)
 	}
 }
+
+// TestReconcilePublishMissingExportsTraces: each copy reconcile
+// --publish-missing publishes is a span exported before the command exits,
+// and the copy's event carries that span's traceparent.
+func TestReconcilePublishMissingExportsTraces(t *testing.T) {
+	env, _ := reconcileRig(t)
+	c := tracingtest.StartCollector(t)
+	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = c.URL
+	if code, out, errs := runCmd(t, env, "reconcile", "--demo", "--last", "1h", "--publish-missing"); code != 0 {
+		t.Fatalf("reconcile --publish-missing = %d\n%s%s", code, out, errs)
+	}
+	spans := map[string]tracingtest.Span{} // traceparent -> span
+	for _, s := range c.Spans() {
+		if s.Name == notify.SpanReconciled {
+			if s.Resource["service.name"] != "paycomet-notify-reconcile" || s.Attr("paycomet.outcome") != "accepted" {
+				t.Errorf("reconciled span: resource %v, attributes %v", s.Resource, s.Attributes)
+			}
+			spans["00-"+hex.EncodeToString(s.TraceId)+"-"+hex.EncodeToString(s.SpanId)+"-01"] = s
+		}
+	}
+	copies := 0
+	for _, e := range streamEvents(t, env, "PAYCOMET", "paycomet.>") {
+		if d, _ := e["data"].(map[string]any); d["authenticated_by"] != "reconciliation" {
+			continue
+		}
+		copies++
+		tp, _ := e["traceparent"].(string)
+		if s, ok := spans[tp]; !ok || s.Attr("cloudevents.event_id") != e["id"] {
+			t.Errorf("copy %v: traceparent %q matches no exported reconciled span of its id", e["id"], tp)
+		}
+	}
+	if copies == 0 || len(spans) != copies {
+		t.Errorf("%d copies, %d reconciled spans; want as many, at least one", copies, len(spans))
+	}
+}
