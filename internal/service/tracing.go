@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
@@ -20,6 +22,9 @@ func SetupTracing(ctx context.Context, env map[string]string, service, version s
 	}
 	if tr.On() {
 		log.Info("tracing on", "otlp_endpoint", tr.Endpoint)
+		// The SDK's own complaints (a full span queue, say) go to the JSON
+		// log, not to its plain-text default on stderr.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err.Error()) }))
 	}
 	stopped := make(chan struct{})
 	return tr, Task{
