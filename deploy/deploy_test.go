@@ -41,6 +41,7 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/paycometrest"
+	"github.com/paycomet-notify/paycomet-notify/paycometrest/paycomettest"
 	"github.com/paycomet-notify/paycomet-notify/tracing"
 )
 
@@ -1321,46 +1322,77 @@ func TestImageBinary(t *testing.T) {
 	serveEnv := map[string]string{"DATA_DIR": data, "EMBEDDED_NATS_ADDR": natsAddr, "LISTEN_ADDR": freeAddr(t), "ADMIN_ADDR": serveAdmin}
 	refresherEnv := map[string]string{"EMBEDDED_NATS_ADDR": natsAddr, "REFRESHER_ADMIN_ADDR": refresherAdmin}
 	serveLog := start(t, runAs(ctx, serveEnv, "serve", "--demo"))
-	waitOK(t, "serve", "http://"+serveAdmin, probePaths["serve"], serveLog)
+	waitOK(t, "serve", "http://"+serveAdmin, withMetrics(probePaths["serve"]), serveLog)
 	refresherLog := start(t, runAs(ctx, refresherEnv, "refresher", "--demo"))
-	waitOK(t, "refresher", "http://"+refresherAdmin, probePaths["refresher"], refresherLog)
-	// reconcile's /healthz comes from the same admin listener
-	// (internal/service), answered above by serve and the refresher.
+	waitOK(t, "refresher", "http://"+refresherAdmin, withMetrics(probePaths["refresher"]), refresherLog)
+
+	// The reconciler with the manifests' own arguments, against the
+	// PAYCOMET fake's REST API and serve's embedded NATS.
+	rec, ok := loadK8s(t).deployments["reconcile"]
+	if !ok {
+		t.Fatal("no reconcile deployment to take the arguments from")
+	}
+	fake := paycomettest.NewServer(t, paycomettest.Config{APIKey: paycometrest.DemoAPIKey, MerchantCode: demo.MerchantCode,
+		Terminals: map[string]string{demo.Terminal: demo.Password}, ProviderID: paycometrest.DemoProviderID})
+	reconcileAdmin := freeAddr(t)
+	reconcileEnv := map[string]string{
+		"NATS_URL": "nats://" + natsAddr, "ADMIN_ADDR": reconcileAdmin, "PAYCOMET_REST_URL": fake.URL,
+		"PAYCOMET_MERCHANT_CODE": demo.MerchantCode, "PAYCOMET_TERMINALS": demo.Terminal + ":" + demo.Password,
+		"RECONCILE_API_KEY": paycometrest.DemoAPIKey,
+	}
+	reconcileLog := start(t, runAs(ctx, reconcileEnv, rec.Spec.Template.Spec.Containers[0].Args...))
+	waitOK(t, "reconcile", "http://"+reconcileAdmin, withMetrics(probePaths["reconcile"]), reconcileLog)
 }
 
-// start starts c, stops it with SIGTERM at the end of the test, and returns
-// its output.
-func start(t *testing.T, c *exec.Cmd) *syncBuffer {
-	t.Helper()
-	out := &syncBuffer{}
-	c.Stdout, c.Stderr = out, out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
+// withMetrics adds /metrics, which Prometheus scrapes, to a set of probes.
+func withMetrics(paths map[string]string) map[string]string {
+	out := map[string]string{"scrape": "/metrics"}
+	for k, v := range paths {
+		out[k] = v
 	}
-	t.Cleanup(func() {
-		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = c.Process.Kill()
-			<-done
-			t.Errorf("%s did not stop within 20s of SIGTERM", c.Args[1])
-		}
-	})
 	return out
 }
 
-// waitOK polls every path until each answers 200, within a deadline.
-func waitOK(t *testing.T, name, base string, paths map[string]string, log *syncBuffer) {
+// proc is a subcommand the test started.
+type proc struct {
+	name   string
+	out    *syncBuffer
+	exited chan struct{} // closed when it has exited; err is then set
+	err    error
+}
+
+// start starts c and stops it with SIGTERM at the end of the test.
+func start(t *testing.T, c *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: strings.Join(c.Args[1:], " "), out: &syncBuffer{}, exited: make(chan struct{})}
+	c.Stdout, c.Stderr = p.out, p.out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = c.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = c.Process.Kill()
+			<-p.exited
+			t.Errorf("%s did not stop within 20s of SIGTERM; its output:\n%s", p.name, p.out.String())
+		}
+	})
+	return p
+}
+
+// waitOK polls every path until each answers 200, within a deadline; it
+// fails at once if the process exits.
+func waitOK(t *testing.T, name, base string, paths map[string]string, p *proc) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: 2 * time.Second}
-	for _, p := range paths {
+	for _, path := range paths {
 		for {
 			last := ""
-			resp, err := client.Get(base + p)
+			resp, err := client.Get(base + path)
 			if err != nil {
 				last = err.Error()
 			} else {
@@ -1370,8 +1402,13 @@ func waitOK(t *testing.T, name, base string, paths map[string]string, log *syncB
 				}
 				last = resp.Status
 			}
+			select {
+			case <-p.exited:
+				t.Fatalf("%s exited (%v) before %s answered 200; its output:\n%s", p.name, p.err, path, p.out.String())
+			default:
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s %s did not answer 200 within 30s (last: %s); its output:\n%s", name, p, last, log.String())
+				t.Fatalf("%s %s did not answer 200 within 30s (last: %s); its output:\n%s", name, path, last, p.out.String())
 			}
 			time.Sleep(100 * time.Millisecond) // polling interval, with a deadline
 		}
