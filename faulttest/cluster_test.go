@@ -230,10 +230,14 @@ func TestClusterFaultsUnderLoad(t *testing.T) {
 	// The killed receiver's claims do not hold its notifications' retries
 	// on the survivor (before the takeover they were answered 503 until
 	// the claims expired, PUBLISH_TIMEOUT+10s).
-	for _, s := range st {
-		if s.name == "receiver killed" && s.unavailable > 0 {
-			t.Errorf("%d answers 503 after a receiver was killed: copies waited for its claims", s.unavailable)
-		}
+	// (Seen failing with the takeover disabled, in the runs where the
+	// receiver died holding a claim.)
+	late := 0
+	for _, s := range st[len(st)-2:] { // receiver killed, after the faults
+		late += s.unavailable
+	}
+	if late > 0 {
+		t.Errorf("%d answers 503 after a receiver was killed: copies waited for its claims", late)
 	}
 	if rep.GaveUp != 0 {
 		t.Errorf("%d notifications never answered 200 despite %d retries each", rep.GaveUp, o.MaxRetries)
