@@ -2,7 +2,7 @@
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_FILES := $(shell git ls-files '*.go')
 
-.PHONY: all build test check fmt vet lint run-demo fuzz faults bench perf
+.PHONY: all build test check fmt vet lint run-demo fuzz faults bench perf reconcile-scale
 
 all: check
 
@@ -27,6 +27,10 @@ fuzz:
 ## faults: only the fault tests (NATS, Redis, receiver killed under load); make test runs them too
 faults:
 	go test -race -count=1 -v ./faulttest
+
+## reconcile-scale: reconcile 100,000 operations against 100,000 events (time and peak memory)
+reconcile-scale:
+	RECONCILE_SCALE=1 go test -run TestReconcileScale -count=1 -v ./reconcile/
 
 ## bench: the hot-path benchmarks (events, and the handler over real Redis and NATS)
 bench:

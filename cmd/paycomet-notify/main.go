@@ -24,6 +24,7 @@ commands:
   events      events tail: follow the events as they arrive, one readable line each
   quarantine  quarantine list|show|replay: rejected notifications, run again once fixed
   dlq         dlq list|show|replay: the refresher's dead letters
+  reconcile   find PAYCOMET operations whose notification never reached the stream
   version     print the version, commit, build date and Go version
 
 Configuration is read from the environment; see README.md.
