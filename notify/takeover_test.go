@@ -222,3 +222,42 @@ func TestTakeoverPublishFails(t *testing.T) {
 		t.Errorf("%d events, want 0", n)
 	}
 }
+
+// inProcessPublisher answers the first n publishes as a clustered stream
+// answers one whose Nats-Msg-Id it is still committing, then publishes.
+type inProcessPublisher struct {
+	next  notify.Publisher
+	n     int
+	calls int
+}
+
+func (p *inProcessPublisher) Publish(ctx context.Context, subject, id string, body []byte) (publisher.Ack, error) {
+	p.calls++
+	if p.calls <= p.n {
+		return publisher.Ack{}, fmt.Errorf("publish %s: %w", subject,
+			fmt.Errorf("nats: %w", &jetstream.APIError{Code: 409, ErrorCode: 10158, Description: "duplicate message id is in process"}))
+	}
+	return p.next.Publish(ctx, subject, id, body)
+}
+
+// TestPublishRetriedWhileTheSameIDIsCommitting: "duplicate message id is in
+// process" (a takeover racing the first copy's publish on a cluster) is
+// neither durable nor a failure: the publish is tried again until its
+// outcome is known.
+func TestPublishRetriedWhileTheSameIDIsCommitting(t *testing.T) {
+	p := &inProcessPublisher{n: 3}
+	r := newTakeoverRig(t, true, p)
+	p.next = r.pub
+	body := demo.Sample(demo.SampleOptions{Type: 1, MerchantCode: tkMerchant, Terminal: tkTerminal,
+		Password: tkPassword, Order: "TKINPROC", When: time.Now()}).Encode()
+	ev, _ := tkEvent(t, body)
+	if o, _ := r.process(body); o.Kind != notify.Accepted {
+		t.Fatalf("outcome %v (%s), want accepted after the in-process answers", o.Kind, o.Detail)
+	}
+	if p.calls != 4 {
+		t.Errorf("%d publishes, want 4 (3 in process, then stored)", p.calls)
+	}
+	if n := r.eventsWithID(t, ev.ID); n != 1 {
+		t.Errorf("%d events, want 1", n)
+	}
+}
