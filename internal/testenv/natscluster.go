@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -103,9 +104,11 @@ type NATSNode struct {
 func StartNATSCluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	bin := NATSServerBinary(t)
-	c := &NATSCluster{t: t, Name: "pcn-test"}
+	// Names unique to this cluster: a node answering on a port is known to
+	// be this one's, not another test's that took the port meanwhile.
+	c := &NATSCluster{t: t, Name: "pcn-" + strings.ToLower(rand.Text()[:6])}
 	for i := range n {
-		c.Nodes = append(c.Nodes, &NATSNode{c: c, Name: "n" + strconv.Itoa(i+1), Dir: t.TempDir()})
+		c.Nodes = append(c.Nodes, &NATSNode{c: c, Name: c.Name + "-n" + strconv.Itoa(i+1), Dir: t.TempDir()})
 	}
 	t.Cleanup(c.Stop)
 	deadline := time.Now().Add(startDeadline)

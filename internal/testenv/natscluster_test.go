@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -50,4 +51,32 @@ func TestNATSClusterSurvivesItsLeader(t *testing.T) {
 		t.Errorf("messages = %d, want 2", info.State.Msgs)
 	}
 	t.Logf("leader %s killed, %s leads now", leader.Name, next.Name)
+}
+
+// A port taken between FreePort and a node's bind starts the cluster again
+// on new ports (every node's routes name every port), and no node ends up
+// on the taken one.
+func TestNATSClusterStartRetriesOnPortClash(t *testing.T) {
+	taken := Listen(t)
+	port := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	pickPort = func(t testing.TB) int {
+		calls++
+		if calls == 1 {
+			return port
+		}
+		return FreePort(t)
+	}
+	clashes := 0
+	clashed = func() { clashes++ }
+	t.Cleanup(func() { pickPort, clashed = FreePort, nil })
+	c := StartNATSCluster(t, 3)
+	if clashes == 0 {
+		t.Error("the start never found its port taken")
+	}
+	for _, nd := range c.Nodes {
+		if nd.Port == port || nd.ClusterPort == port {
+			t.Errorf("%s on the taken port %d", nd.Name, port)
+		}
+	}
 }
