@@ -382,7 +382,7 @@ func (u *UI) replayRejected(w http.ResponseWriter, r *http.Request) {
 		// could publish one twice.
 		u.render(w, r, "results", http.StatusServiceUnavailable, view{Title: "Replay", Nav: "rejected",
 			Error: "The dedupe store (" + st.DedupeStore + ") is unreachable: nothing was replayed. Try again when it is up.",
-			Data: resultsData{Back: "/ui/rejected"}})
+			Data:  resultsData{Back: "/ui/rejected"}})
 		return
 	}
 	results := u.cfg.Replayer.ReplayRejectedAt(r.Context(), seqs, r.PostFormValue("accept_stale") == "1")
