@@ -133,6 +133,14 @@ func (c Config) check() []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	errs = append(errs, positiveDurations(c)...)
+	// A copy that finds a claim in flight past INFLIGHT_WAIT publishes the
+	// same event again; JetStream drops the second publish only while the
+	// first's Nats-Msg-Id is in its window. The first publish started at
+	// most a claim's life (PUBLISH_TIMEOUT+10s) earlier and the second may
+	// take PUBLISH_TIMEOUT itself.
+	if need := 2*c.PublishTimeout + 10*time.Second; c.DuplicateWindow > 0 && c.PublishTimeout > 0 && c.DuplicateWindow <= need {
+		add("STREAM_DUPLICATE_WINDOW must be longer than twice PUBLISH_TIMEOUT plus 10s (%s), got %s: a copy that takes over a dead receiver's claim relies on it", need, c.DuplicateWindow)
+	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		add("STREAM_REPLICAS must be 1 to 5, got %d", c.StreamReplicas)
 	}

@@ -113,6 +113,7 @@ func TestLoadRejects(t *testing.T) {
 		"zero PUBLISH_TIMEOUT":          {env: map[string]string{"PUBLISH_TIMEOUT": "0"}, want: "PUBLISH_TIMEOUT"},
 		"negative INFLIGHT_WAIT":        {env: map[string]string{"INFLIGHT_WAIT": "-1s"}, want: "INFLIGHT_WAIT"},
 		"zero STREAM_DUPLICATE_WINDOW":  {env: map[string]string{"STREAM_DUPLICATE_WINDOW": "0s"}, want: "STREAM_DUPLICATE_WINDOW"},
+		"window shorter than takeover":  {env: map[string]string{"STREAM_DUPLICATE_WINDOW": "20s", "PUBLISH_TIMEOUT": "5s"}, want: "STREAM_DUPLICATE_WINDOW"},
 		"negative REJECTED_MAX_AGE":     {env: map[string]string{"REJECTED_MAX_AGE": "-720h"}, want: "REJECTED_MAX_AGE"},
 		"zero in REFRESHER_BACKOFF":     {env: map[string]string{"REFRESHER_BACKOFF": "5s,0s"}, want: "REFRESHER_BACKOFF"},
 		"negative in REFRESHER_BACKOFF": {env: map[string]string{"REFRESHER_BACKOFF": "-5s"}, want: "REFRESHER_BACKOFF"},
