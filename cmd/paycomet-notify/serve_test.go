@@ -30,36 +30,57 @@ type server struct {
 func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 
 // startServe runs serve with env plus free listen/admin addresses and waits
-// until /readyz answers 200.
+// until /readyz answers 200. Addresses it chose are free when chosen, not
+// held: when serve exits because one was taken meanwhile (another test bound
+// it), it starts again on new ones instead of failing the test.
 func startServe(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
+	var chosen []string
+	for _, k := range []string{"LISTEN_ADDR", "ADMIN_ADDR"} {
+		if env[k] == "" {
+			chosen = append(chosen, k)
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		for _, k := range chosen {
+			env[k] = freeAddr(t)
+		}
+		s, code, ok := tryServe(t, env, args)
+		if ok {
+			return s
+		}
+		if len(chosen) == 0 || attempt == 3 || !strings.Contains(s.stderr.String(), "address already in use") {
+			t.Fatalf("serve exited with %d before ready:\n%s", code, s.stderr)
+		}
+	}
+}
+
+// tryServe starts serve once; ok is false when it exited before it was ready.
+func tryServe(t *testing.T, env map[string]string, args []string) (*server, int, bool) {
+	t.Helper()
 	s := &server{env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
-	if env["LISTEN_ADDR"] == "" {
-		env["LISTEN_ADDR"] = freeAddr(t)
-	}
-	if env["ADMIN_ADDR"] == "" {
-		env["ADMIN_ADDR"] = freeAddr(t)
-	}
 	s.admin = "http://" + env["ADMIN_ADDR"]
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- run(ctx, append([]string{"serve"}, args...), env, nil, s.stdout, s.stderr) }()
-	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		select {
+		case code := <-s.done:
+			cancel()
+			return s, code, false
+		default:
+		}
 		resp, err := http.Get(s.admin + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				t.Cleanup(func() { s.stop(t) })
+				return s, 0, true
 			}
 		}
-		select {
-		case code := <-s.done:
-			t.Fatalf("serve exited with %d before ready:\n%s", code, s.stderr)
-		default:
-		}
 		if time.Now().After(deadline) {
+			t.Cleanup(func() { s.stop(t) })
 			t.Fatalf("serve not ready after 20s:\n%s", s.stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
