@@ -175,9 +175,9 @@ func exponent(currency string) int {
 	return 2
 }
 
-// formatMinor renders minor units as a major-unit decimal string, for display
+// FormatMinor renders minor units as a major-unit decimal string, for display
 // only: "1000" EUR is "10.00", "1000" JPY is "1000", "1000" KWD is "1.000".
-func formatMinor(amount int64, currency string) string {
+func FormatMinor(amount int64, currency string) string {
 	exp := exponent(currency)
 	s := strconv.FormatInt(amount, 10)
 	if exp == 0 {

@@ -220,7 +220,7 @@ func (p fields) payment(terminal string, typ int, meta Meta) (Event, error) {
 		Response:        response,
 		Amount:          amount,
 		Currency:        currency,
-		AmountDisplay:   formatMinor(amount, currency),
+		AmountDisplay:   FormatMinor(amount, currency),
 		BankDateTime:    bankTime,
 		DateTime:        p.optStamp(fDateTime),
 		AuthCode:        p.get(fAuthCode),
@@ -386,7 +386,7 @@ func (p fields) other(terminal string, typ int, meta Meta, receivedAt time.Time)
 	amount, okAmount := parseUint(p.get(fAmount))
 	currency, okCurrency := parseCurrency(p.get(fCurrency))
 	if okAmount && okCurrency {
-		d.Amount, d.Currency, d.AmountDisplay = &amount, currency, formatMinor(amount, currency)
+		d.Amount, d.Currency, d.AmountDisplay = &amount, currency, FormatMinor(amount, currency)
 	}
 	if eur, ok := parseEuros(p.get(fAmountEur)); ok {
 		d.AmountEUR = &eur

@@ -359,8 +359,8 @@ func TestAmounts(t *testing.T) {
 		{199, "XYZ", "1.99"}, // unknown codes: ISO's usual two decimals
 	}
 	for _, tc := range tests {
-		if got := formatMinor(tc.amount, tc.currency); got != tc.want {
-			t.Errorf("formatMinor(%d, %s) = %q, want %q", tc.amount, tc.currency, got, tc.want)
+		if got := FormatMinor(tc.amount, tc.currency); got != tc.want {
+			t.Errorf("FormatMinor(%d, %s) = %q, want %q", tc.amount, tc.currency, got, tc.want)
 		}
 	}
 

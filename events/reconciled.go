@@ -95,7 +95,7 @@ func Reconciled(op ReconciledOperation, now time.Time) (Event, error) {
 		raw = Raw{}
 	}
 	p := Payment{Terminal: op.Terminal, TransactionType: op.TransactionType, Order: op.Order, Response: op.Response,
-		Amount: op.Amount, Currency: op.Currency, AmountDisplay: formatMinor(op.Amount, op.Currency), BankDateTime: t,
+		Amount: op.Amount, Currency: op.Currency, AmountDisplay: FormatMinor(op.Amount, op.Currency), BankDateTime: t,
 		AuthCode: op.AuthCode,
 		Meta:     Meta{AuthenticatedBy: AuthReconciliation, SignedFields: []string{}, ReceivedAt: now.UTC(), Raw: raw}}
 	var data any

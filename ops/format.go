@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paycomet-notify/paycomet-notify/events"
 )
 
 // Summary is what a person reads of one message: the columns of `events
@@ -75,8 +77,12 @@ func Summarize(prefix string, m Message) Summary {
 		}
 	case d.AmountDisplay != "":
 		s.Amount = d.AmountDisplay + " " + d.Currency
+	case d.Amount != nil && d.Currency != "":
+		// Events without amount_display (reconcile.missing) still show
+		// major units with the currency's ISO 4217 exponent.
+		s.Amount = events.FormatMinor(*d.Amount, d.Currency) + " " + d.Currency
 	case d.Amount != nil:
-		s.Amount = strconv.FormatInt(*d.Amount, 10) + " minor units " + d.Currency
+		s.Amount = strconv.FormatInt(*d.Amount, 10) + " minor units"
 	}
 	if d.Order != "" && s.Operation != "dlq" {
 		s.Order = d.Order

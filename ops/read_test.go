@@ -289,3 +289,18 @@ func TestDeadLetterReplayGivesOneOutput(t *testing.T) {
 		t.Fatalf("%d dead letters after the replay, want still 1", c)
 	}
 }
+
+// An event with an amount but no amount_display (a reconcile.missing
+// finding) is shown in major units too, not as minor units.
+func TestSummaryAmountWithoutDisplay(t *testing.T) {
+	m := ops.Message{Subject: "paycomet.1000.reconcile.missing", MsgID: "f1",
+		Data: []byte(`{"specversion":"1.0","id":"f1","source":"/paycomet/terminals/1000","type":"paycomet.reconcile.missing","subject":"DEMO2",` +
+			`"data":{"order":"DEMO2","amount":2500,"currency":"EUR"}}`)}
+	if got := ops.Summarize("paycomet", m).Amount; got != "25.00 EUR" {
+		t.Fatalf("Summarize(reconcile.missing).Amount = %q, want %q", got, "25.00 EUR")
+	}
+	m.Data = []byte(`{"specversion":"1.0","id":"f2","type":"paycomet.reconcile.missing","data":{"amount":750,"currency":"JPY"}}`)
+	if got := ops.Summarize("paycomet", m).Amount; got != "750 JPY" {
+		t.Fatalf("Summarize(JPY).Amount = %q, want %q", got, "750 JPY")
+	}
+}
