@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -272,18 +271,9 @@ func openDedupe(ctx context.Context, cfg config.Config, js jetstream.JetStream) 
 // reported and is in the quarantine already). Its metrics are its own, so a
 // replay does not count as traffic on the receiver's series.
 func replayPath(cfg config.Config, store notify.Deduper, js jetstream.JetStream, log *slog.Logger, tr *tracing.Tracing) *notify.Path {
-	return notify.New(notify.Config{
-		Prefix:         cfg.SubjectPrefix,
-		AllowedIPs:     []netip.Prefix(cfg.AllowedIPs),
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		DedupeTTL:      cfg.DedupeTTL,
-		InFlightWait:   cfg.InFlightWait,
-		PublishTimeout: cfg.PublishTimeout,
-		// Nothing is stored, so nothing needs limiting.
-		RejectedRatePerSource: math.Inf(1),
-		Terminals:             cfg.Terminals.IDs(),
-		Tracing:               tr,
-	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), store,
+	pc := pathConfig(cfg, tr)
+	pc.RejectedRatePerSource = math.Inf(1) // nothing is stored, so nothing needs limiting
+	return notify.New(pc, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), store,
 		publisher.New(js, cfg.StreamName).Traced(tr), ops.Discard{}, notify.NewMetrics(prometheus.NewRegistry()), log)
 }
 

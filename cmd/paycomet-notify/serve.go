@@ -289,17 +289,7 @@ func (r *receiver) open(ctx context.Context) (err error) {
 	}
 
 	m := notify.NewMetrics(r.reg)
-	path := notify.New(notify.Config{
-		Prefix:                cfg.SubjectPrefix,
-		AllowedIPs:            []netip.Prefix(cfg.AllowedIPs),
-		MaxBodyBytes:          cfg.MaxBodyBytes,
-		DedupeTTL:             cfg.DedupeTTL,
-		InFlightWait:          cfg.InFlightWait,
-		PublishTimeout:        cfg.PublishTimeout,
-		RejectedRatePerSource: cfg.RejectedRatePerSource,
-		Terminals:             cfg.Terminals.IDs(),
-		Tracing:               r.tracing,
-	}, events.NewVerifier(cfg.MerchantCode, cfg.Terminals), r.store,
+	path := notify.New(pathConfig(cfg, r.tracing), events.NewVerifier(cfg.MerchantCode, cfg.Terminals), r.store,
 		publisher.New(r.js, cfg.StreamName).Traced(r.tracing), publisher.New(r.js, sc.RejectedName()).Traced(r.tracing), m, log)
 	h, err := handler.New(handler.Config{
 		URLToken:       cfg.URLToken,
@@ -440,4 +430,21 @@ type redisLogger struct {
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn("redis client", "detail", l.scrub(fmt.Sprintf(format, v...)))
+}
+
+// pathConfig is the notification path's share of the configuration, the
+// same for serve and for every caller that runs notifications through it
+// (quarantine replay, the operator page, reconcile --publish-missing).
+func pathConfig(cfg config.Config, tr *tracing.Tracing) notify.Config {
+	return notify.Config{
+		Prefix:                cfg.SubjectPrefix,
+		AllowedIPs:            []netip.Prefix(cfg.AllowedIPs),
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		DedupeTTL:             cfg.DedupeTTL,
+		InFlightWait:          cfg.InFlightWait,
+		PublishTimeout:        cfg.PublishTimeout,
+		RejectedRatePerSource: cfg.RejectedRatePerSource,
+		Terminals:             cfg.Terminals.IDs(),
+		Tracing:               tr,
+	}
 }
