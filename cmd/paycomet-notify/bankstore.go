@@ -141,25 +141,11 @@ func runBankstore(ctx context.Context, args []string, env map[string]string, std
 // 0, objects and arrays as compact JSON text, null as absent. Values are
 // never repeated in errors: they may be card data.
 func readElements(r io.Reader) (map[string]string, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxRequestJSON+1))
+	raw, err := readJSONObject(r, `standard input is not a JSON object of request elements, such as {"DS_IDUSER": "1234", "DS_TOKEN_USER": "abc"}`)
 	if err != nil {
-		return nil, fmt.Errorf("reading standard input: %w", err)
-	}
-	if len(data) > maxRequestJSON {
-		return nil, fmt.Errorf("standard input is larger than %d bytes", maxRequestJSON)
+		return nil, err
 	}
 	out := map[string]string{}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return out, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errors.New(`standard input is not a JSON object of request elements, such as {"DS_IDUSER": "1234", "DS_TOKEN_USER": "abc"}`)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("standard input holds more than one JSON value")
-	}
 	for name, v := range raw {
 		switch v[0] {
 		case 'n':
@@ -237,4 +223,30 @@ func describeOperation(w io.Writer, op bankstore.Operation) {
 	if op.MovesMoney() {
 		fmt.Fprintf(w, "\n%s moves money: it is sent once and never retried; after a timeout, check the outcome before trying again.\n", op)
 	}
+}
+
+// readJSONObject reads standard input as at most one JSON object (empty
+// input is an empty object), bounded by maxRequestJSON; notAnObject is the
+// message when it is something else. Members are returned undecoded, and no
+// value is ever repeated in an error: it may be card data.
+func readJSONObject(r io.Reader, notAnObject string) (map[string]json.RawMessage, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxRequestJSON+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(data) > maxRequestJSON {
+		return nil, fmt.Errorf("standard input is larger than %d bytes", maxRequestJSON)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return map[string]json.RawMessage{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, errors.New(notAnObject)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("standard input holds more than one JSON value")
+	}
+	return raw, nil
 }

@@ -323,25 +323,11 @@ func (e *elementError) Unwrap() error { return errBadElement }
 // the call's element names with string values. Values are never repeated
 // in errors.
 func readIVRElements(r io.Reader, allowed []string) (map[string]string, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxRequestJSON+1))
+	raw, err := readJSONObject(r, `standard input is not a JSON object of IVR elements with string values, such as {"IVR_MERCHANT_ORDER": "A1"}`)
 	if err != nil {
-		return nil, fmt.Errorf("reading standard input: %w", err)
-	}
-	if len(data) > maxRequestJSON {
-		return nil, fmt.Errorf("standard input is larger than %d bytes", maxRequestJSON)
+		return nil, err
 	}
 	out := map[string]string{}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return out, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errors.New(`standard input is not a JSON object of IVR elements with string values, such as {"IVR_MERCHANT_ORDER": "A1"}`)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("standard input holds more than one JSON value")
-	}
 	ok := map[string]bool{}
 	for _, a := range allowed {
 		ok[a] = true
