@@ -2,10 +2,8 @@ package paycomettest
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"sort"
 	"strconv"
@@ -176,37 +174,11 @@ func (s *Server) servePayments(w http.ResponseWriter, r *http.Request) bool {
 	default:
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	call := Call{Op: op, Order: order, Body: body, At: time.Now()}
-	answer := func(status int, v any) {
-		call.Status = status
-		s.record(call)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(v)
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		call.Status = http.StatusMethodNotAllowed
-		s.record(call)
-		http.Error(w, "PAYCOMET REST takes POST", http.StatusMethodNotAllowed)
+	x, ok := s.admit(w, r, Call{Op: op, Order: order})
+	if !ok {
 		return true
 	}
-	if got := r.Header.Get(paycometrest.HeaderAPIToken); subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) != 1 {
-		call.ErrorCode = codeForbidden
-		answer(http.StatusForbidden, map[string]int{"errorCode": codeForbidden})
-		return true
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		call.ErrorCode = codeValidation
-		answer(http.StatusUnprocessableEntity, validation("Content-Type must be application/json"))
-		return true
-	}
-	if err != nil {
-		call.ErrorCode = codeValidation
-		answer(http.StatusUnprocessableEntity, validation("body unreadable or larger than 1 MiB"))
-		return true
-	}
+	call, answer, body := &x.call, x.answer, x.call.Body
 	var pc PaymentsCall
 	var out map[string]any
 	var problems []string
@@ -233,7 +205,7 @@ func (s *Server) servePayments(w http.ResponseWriter, r *http.Request) bool {
 	if fault != nil {
 		if f := fault(pc); f != nil {
 			call.Status, call.ErrorCode = f.Status, f.ErrorCode
-			s.record(call)
+			s.record(*call)
 			if f.RetryAfter != "" {
 				w.Header().Set("Retry-After", f.RetryAfter)
 			}

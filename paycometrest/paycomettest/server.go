@@ -279,37 +279,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	call := Call{Op: op, Body: body, At: time.Now()}
-	answer := func(status int, v any) {
-		call.Status = status
-		s.record(call)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(v)
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		call.Status = http.StatusMethodNotAllowed
-		s.record(call)
-		http.Error(w, "PAYCOMET REST takes POST", http.StatusMethodNotAllowed)
+	x, ok := s.admit(w, r, Call{Op: op})
+	if !ok {
 		return
 	}
-	if got := r.Header.Get(paycometrest.HeaderAPIToken); subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) != 1 {
-		call.ErrorCode = codeForbidden
-		answer(http.StatusForbidden, map[string]int{"errorCode": codeForbidden})
-		return
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		call.ErrorCode = codeValidation
-		answer(http.StatusUnprocessableEntity, validation("Content-Type must be application/json"))
-		return
-	}
-	if err != nil {
-		call.ErrorCode = codeValidation
-		answer(http.StatusUnprocessableEntity, validation("body unreadable or larger than 1 MiB"))
-		return
-	}
+	call, answer, body := &x.call, x.answer, x.call.Body
 	fields, problems := checkMembers(body, members)
 	call.Order, _ = fields["ivrMerchantOrder"].(string)
 	if len(problems) > 0 {
@@ -333,6 +307,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	call.ErrorCode, _ = out["errorCode"].(int)
 	answer(http.StatusOK, out)
+}
+
+// exchange is one admitted REST call: the call as it will be recorded, and
+// the writer its answer goes to.
+type exchange struct {
+	s    *Server
+	w    http.ResponseWriter
+	call Call
+}
+
+// answer records the call with status and writes v as JSON.
+func (x *exchange) answer(status int, v any) {
+	x.call.Status = status
+	x.s.record(x.call)
+	x.w.Header().Set("Content-Type", "application/json")
+	x.w.WriteHeader(status)
+	json.NewEncoder(x.w).Encode(v)
+}
+
+// admit checks what every PAYCOMET REST call needs, as PAYCOMET does: POST,
+// the API key (403 otherwise), a JSON body of at most 1 MiB (422). A refusal
+// is answered and recorded here and ok is false; otherwise the exchange holds
+// the body in call.Body.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, call Call) (*exchange, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	call.Body, call.At = body, time.Now()
+	x := &exchange{s: s, w: w, call: call}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		x.call.Status = http.StatusMethodNotAllowed
+		s.record(x.call)
+		http.Error(w, "PAYCOMET REST takes POST", http.StatusMethodNotAllowed)
+		return nil, false
+	}
+	if got := r.Header.Get(paycometrest.HeaderAPIToken); subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) != 1 {
+		x.call.ErrorCode = codeForbidden
+		x.answer(http.StatusForbidden, map[string]int{"errorCode": codeForbidden})
+		return nil, false
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		x.call.ErrorCode = codeValidation
+		x.answer(http.StatusUnprocessableEntity, validation("Content-Type must be application/json"))
+		return nil, false
+	}
+	if err != nil {
+		x.call.ErrorCode = codeValidation
+		x.answer(http.StatusUnprocessableEntity, validation("body unreadable or larger than 1 MiB"))
+		return nil, false
+	}
+	return x, true
 }
 
 func (s *Server) record(c Call) {
