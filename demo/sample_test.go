@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"encoding/json"
 	"errors"
 	"net/url"
 	"regexp"
@@ -48,15 +47,8 @@ func validate(t *testing.T, e events.Event) {
 	if err != nil {
 		t.Fatalf("Encode() = %v", err)
 	}
-	var env struct {
-		DataSchema string          `json:"dataschema"`
-		Data       json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		t.Fatalf("Encode() is not JSON: %v", err)
-	}
-	if err := schemas.Validate(env.DataSchema, env.Data); err != nil {
-		t.Errorf("event %s: data does not validate: %v\n%s", e.Type, err, env.Data)
+	if err := schemas.ValidateEvent(b); err != nil {
+		t.Errorf("event %s: %v\n%s", e.Type, err, b)
 	}
 }
 

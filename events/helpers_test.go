@@ -4,7 +4,6 @@ import (
 	"crypto/md5"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"net/url"
 	"testing"
 	"time"
@@ -163,15 +162,8 @@ func validate(t *testing.T, e Event) []byte {
 	if err != nil {
 		t.Fatalf("Encode() = %v", err)
 	}
-	var env struct {
-		DataSchema string          `json:"dataschema"`
-		Data       json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		t.Fatalf("Encode() is not JSON: %v", err)
-	}
-	if err := schemas.Validate(env.DataSchema, env.Data); err != nil {
-		t.Errorf("event %s: data does not validate: %v\n%s", e.Type, err, env.Data)
+	if err := schemas.ValidateEvent(b); err != nil {
+		t.Errorf("event %s: %v\n%s", e.Type, err, b)
 	}
 	return b
 }

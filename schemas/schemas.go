@@ -15,6 +15,7 @@ package schemas
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -106,4 +107,17 @@ func Validate(dataschema string, data []byte) error {
 		return fmt.Errorf("schemas: %s: %w", name, err)
 	}
 	return nil
+}
+
+// ValidateEvent checks a whole CloudEvent as published (structured JSON):
+// its data member against the schema its dataschema names.
+func ValidateEvent(event []byte) error {
+	var env struct {
+		DataSchema string          `json:"dataschema"`
+		Data       json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(event, &env); err != nil {
+		return fmt.Errorf("schemas: event is not JSON: %w", err)
+	}
+	return Validate(env.DataSchema, env.Data)
 }

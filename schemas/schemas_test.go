@@ -167,3 +167,21 @@ func TestValidateInputs(t *testing.T) {
 		t.Error("Validate(truncated JSON) = nil")
 	}
 }
+
+func TestValidateEvent(t *testing.T) {
+	event := func(data string) []byte {
+		return []byte(`{"specversion":"1.0","id":"x","type":"paycomet.authorization.ok","dataschema":"schemas/authorization.v1.json","data":` + data + `}`)
+	}
+	if err := ValidateEvent(event(authorization)); err != nil {
+		t.Fatalf("ValidateEvent(valid authorization) = %v", err)
+	}
+	if err := ValidateEvent(event(`{"terminal": "1000"}`)); err == nil {
+		t.Error("ValidateEvent(data missing its required members) = nil, want an error")
+	}
+	if err := ValidateEvent([]byte(`{"dataschema":"schemas/nope.v1.json","data":{}}`)); !errors.Is(err, ErrUnknownSchema) {
+		t.Errorf("ValidateEvent(unknown schema) = %v, want ErrUnknownSchema", err)
+	}
+	if err := ValidateEvent([]byte(`not json`)); err == nil {
+		t.Error("ValidateEvent(not JSON) = nil, want an error")
+	}
+}
