@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,16 +42,12 @@ func TestRefresherRefusesWithoutTerminals(t *testing.T) {
 
 // refresherProc is `paycomet-notify refresher` running in-process through
 // run().
-type refresherProc struct {
-	stdout, stderr *testenv.Buffer
-	cancel         context.CancelFunc
-	done           chan int
-	admin          string
-}
+// refresherProc is the refresher running through run().
+type refresherProc = proc
 
 func startRefresher(t *testing.T, env map[string]string, args ...string) *refresherProc {
 	t.Helper()
-	p := &refresherProc{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
+	p := &refresherProc{name: "refresher", stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	if env["REFRESHER_ADMIN_ADDR"] == "" {
 		env["REFRESHER_ADMIN_ADDR"] = freeAddr(t)
 	}
@@ -76,29 +71,6 @@ func startRefresher(t *testing.T, env map[string]string, args ...string) *refres
 		return resp.StatusCode == 200
 	})
 	return p
-}
-
-func (p *refresherProc) stop(t *testing.T) int {
-	p.cancel()
-	select {
-	case code := <-p.done:
-		p.done <- code
-		return code
-	case <-time.After(30 * time.Second):
-		t.Fatalf("refresher did not stop within 30s:\n%s", p.stderr)
-		return -1
-	}
-}
-
-func (p *refresherProc) get(t *testing.T, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(p.admin + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestRefresherDemoEndToEnd is the README's refresher demo: `serve --demo`,

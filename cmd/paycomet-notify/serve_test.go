@@ -18,14 +18,32 @@ import (
 )
 
 // server is `paycomet-notify serve` running in-process through run().
-type server struct {
-	env    map[string]string
-	stdout *testenv.Buffer
-	stderr *testenv.Buffer
-	cancel context.CancelFunc
-	done   chan int
-	admin  string
+// proc is a subcommand running through run() inside the test process.
+type proc struct {
+	name           string // for failure messages
+	env            map[string]string
+	stdout, stderr *testenv.Buffer
+	cancel         context.CancelFunc
+	done           chan int
+	admin          string
 }
+
+// stop cancels the subcommand's context (SIGTERM's effect) and returns its
+// exit code; it may be called more than once.
+func (p *proc) stop(t *testing.T) int {
+	p.cancel()
+	select {
+	case code := <-p.done:
+		p.done <- code
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not stop within 30s:\n%s", p.name, p.stderr)
+		return -1
+	}
+}
+
+// server is serve running through run().
+type server = proc
 
 func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 
@@ -58,7 +76,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) *server {
 // tryServe starts serve once; ok is false when it exited before it was ready.
 func tryServe(t *testing.T, env map[string]string, args []string) (*server, int, bool) {
 	t.Helper()
-	s := &server{env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
+	s := &server{name: "serve", env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	s.admin = "http://" + env["ADMIN_ADDR"]
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -87,20 +105,8 @@ func tryServe(t *testing.T, env map[string]string, args []string) (*server, int,
 	}
 }
 
-// stop cancels serve's context (SIGTERM's effect) and returns its exit code.
-func (s *server) stop(t *testing.T) int {
-	s.cancel()
-	select {
-	case code := <-s.done:
-		s.done <- code
-		return code
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop within 30s:\n%s", s.stderr)
-		return -1
-	}
-}
-
-func (s *server) get(t *testing.T, path string) (int, string) {
+// get fetches path from the subcommand's admin listener.
+func (s *proc) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(s.admin + path)
 	if err != nil {

@@ -16,16 +16,10 @@ import (
 
 // proc is a long-running subcommand started through run() that is not
 // waited for: start-up tests watch it become ready.
-type proc struct {
-	stderr *testenv.Buffer
-	cancel context.CancelFunc
-	done   chan int
-	admin  string
-}
 
 func launch(t *testing.T, cmd string, env map[string]string, adminVar string) *proc {
 	t.Helper()
-	p := &proc{stderr: &testenv.Buffer{}, done: make(chan int, 1)}
+	p := &proc{name: cmd, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	if env["LISTEN_ADDR"] == "" {
 		env["LISTEN_ADDR"] = freeAddr(t)
 	}
@@ -38,18 +32,6 @@ func launch(t *testing.T, cmd string, env map[string]string, adminVar string) *p
 	go func() { p.done <- run(ctx, []string{cmd}, env, nil, &testenv.Buffer{}, p.stderr) }()
 	t.Cleanup(func() { p.stop(t) })
 	return p
-}
-
-func (p *proc) stop(t *testing.T) int {
-	p.cancel()
-	select {
-	case code := <-p.done:
-		p.done <- code
-		return code
-	case <-time.After(30 * time.Second):
-		t.Fatalf("did not stop within 30s:\n%s", p.stderr)
-		return -1
-	}
 }
 
 // readyz is /readyz's status and body; 0 while the listener is not up.
