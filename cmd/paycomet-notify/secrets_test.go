@@ -33,23 +33,6 @@ const (
 var allSecrets = []string{secNATSPass, secRedisPass, secAdminToken, secTerminalPass, secURLToken,
 	url.QueryEscape(secNATSPass), "svc:" + secNATSPass}
 
-// startAuthNATS is an in-process JetStream server that requires a user and
-// password. Port -1 lets the server choose its port: no race for one.
-func startAuthNATS(t *testing.T, user, pass string) *natsserver.Server {
-	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		Username: user, Password: pass, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(20 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
-}
-
 // startAuthRedis is testenv's redis-server with a password required from
 // then on (CONFIG SET requirepass), so testenv needs no option for it.
 func startAuthRedis(t *testing.T, pass string) *testenv.Redis {
@@ -130,13 +113,13 @@ func streamText(t *testing.T, js jetstream.JetStream, stream string) (string, in
 // stdout, the logs, /metrics, /readyz and /healthz of both admin listeners,
 // send's answers, and every message on both streams.
 func TestSecretsNeverShown(t *testing.T) {
-	ns := startAuthNATS(t, "svc", secNATSPass)
+	ns := testenv.StartNATSWith(t, func(o *natsserver.Options) { o.Username, o.Password = "svc", secNATSPass })
 	rd := startAuthRedis(t, secRedisPass)
 	fake := bankstoretest.NewServer(t, secMerchant, secTerminal, secTerminalPass)
 	if err := fake.AddUser(4711, "TOKtoken4711", "4548812049400004", "1226"); err != nil {
 		t.Fatal(err)
 	}
-	natsURL := "nats://svc:" + secNATSPass + "@" + ns.Addr().String()
+	natsURL := "nats://svc:" + secNATSPass + "@" + ns.Addr()
 	env := func() map[string]string {
 		return map[string]string{
 			"PAYCOMET_MERCHANT_CODE": secMerchant,
@@ -221,7 +204,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	out.add("refresher log", p.stderr.String())
 	// The logs still say where the services connect.
 	for name, log := range map[string]string{"serve": s.stderr.String(), "refresher": p.stderr.String()} {
-		if !strings.Contains(log, "nats://[redacted]@"+ns.Addr().String()) {
+		if !strings.Contains(log, "nats://[redacted]@"+ns.Addr()) {
 			t.Errorf("%s log does not show the NATS server (redacted):\n%s", name, log)
 		}
 	}
@@ -232,7 +215,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	// Connection failures: a wrong NATS password (refused at start), a
 	// wrong Redis password (served, dedupe degraded), each error read.
 	wrong := env()
-	wrong["NATS_URL"] = "nats://svc:" + secNATSPass + "x@" + ns.Addr().String()
+	wrong["NATS_URL"] = "nats://svc:" + secNATSPass + "x@" + ns.Addr()
 	for _, cmd := range []string{"serve", "refresher"} {
 		e := env()
 		for k, v := range wrong {

@@ -69,29 +69,12 @@ func TestConnectNATSRefusesOldServer(t *testing.T) {
 	}
 }
 
-// startAuthNATS is an in-process JetStream server that requires user and
-// password. Port -1 lets the server pick a port, so no race for one.
-func startAuthNATS(t *testing.T, user, pass string) *natsserver.Server {
-	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		Username: user, Password: pass, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(20 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
-}
-
 // TestConnectNATSNeverShowsCredentials: a wrong password, then the right one
 // through a disconnect and a reconnect; no log line or error holds either.
 func TestConnectNATSNeverShowsCredentials(t *testing.T) {
 	const pass, wrong = "natsPW-hunter2", "wrongPW-hunter3"
-	srv := startAuthNATS(t, "svc", pass)
-	addr := srv.Addr().String()
+	ns := testenv.StartNATSWith(t, func(o *natsserver.Options) { o.Username, o.Password = "svc", pass })
+	addr, srv := ns.Addr(), ns.Server()
 	var logs testenv.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 

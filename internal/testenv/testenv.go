@@ -312,6 +312,17 @@ func NewNATS(t testing.TB, configure func(*natsserver.Options)) *NATS {
 	return n
 }
 
+// Server is the running server (nil while stopped), for tests that inspect
+// or kick its connections.
+func (n *NATS) Server() *natsserver.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.srv
+}
+
+// Addr is host:port.
+func (n *NATS) Addr() string { return fmt.Sprintf("127.0.0.1:%d", n.Port) }
+
 // URL is the nats:// URL of the server.
 func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.Port) }
 
