@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/paycomet-notify/paycomet-notify/config"
@@ -43,6 +47,25 @@ func loadConfig(name string, args []string, env map[string]string, stderr io.Wri
 func streamsConfig(cfg config.Config) publisher.StreamsConfig {
 	return publisher.StreamsConfig{Name: cfg.StreamName, Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas,
 		DuplicateWindow: cfg.DuplicateWindow, RejectedMaxBytes: cfg.RejectedMaxBytes, RejectedMaxAge: cfg.RejectedMaxAge}
+}
+
+// waitForStreams sets up the event and quarantine streams, waiting (and
+// saying so in /readyz) while NATS or JetStream cannot do it yet; a stream
+// with other subjects is not something time fixes. serve and the refresher
+// both call it, so either may start first.
+func waitForStreams(ctx context.Context, log *slog.Logger, startup *service.Startup, js jetstream.JetStream, sc publisher.StreamsConfig) error {
+	return service.Wait(ctx, log, startup, "streams "+sc.Name+" and "+sc.RejectedName(), func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		defer cancel()
+		streams, err := publisher.EnsureStreams(actx, js, sc)
+		if errors.Is(err, publisher.ErrStreamMismatch) {
+			return service.Permanent(err)
+		}
+		for _, note := range streams.Notes {
+			log.Info("stream set-up", "note", note)
+		}
+		return err
+	})
 }
 
 // adminConfig is the admin listener of a long-running command on addr

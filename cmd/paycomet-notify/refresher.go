@@ -21,7 +21,6 @@ import (
 	"github.com/paycomet-notify/paycomet-notify/config"
 	"github.com/paycomet-notify/paycomet-notify/demo"
 	"github.com/paycomet-notify/paycomet-notify/internal/service"
-	"github.com/paycomet-notify/paycomet-notify/publisher"
 	"github.com/paycomet-notify/paycomet-notify/refresher"
 	"github.com/paycomet-notify/paycomet-notify/secret"
 )
@@ -176,18 +175,7 @@ func (c *refresherCmd) open(ctx context.Context, cfg config.Config, log *slog.Lo
 	}
 	sc := streamsConfig(cfg)
 	// The same streams serve sets up, so either may start first.
-	if err := service.Wait(ctx, log, c.startup, "streams "+cfg.StreamName+" and "+sc.RejectedName(), func(ctx context.Context) error {
-		actx, cancel := context.WithTimeout(ctx, streamAttempt)
-		defer cancel()
-		streams, err := publisher.EnsureStreams(actx, js, sc)
-		if errors.Is(err, publisher.ErrStreamMismatch) {
-			return service.Permanent(err)
-		}
-		for _, note := range streams.Notes {
-			log.Info("stream set-up", "note", note)
-		}
-		return err
-	}); err != nil {
+	if err := waitForStreams(ctx, log, c.startup, js, sc); err != nil {
 		return err
 	}
 

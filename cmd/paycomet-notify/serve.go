@@ -244,18 +244,7 @@ func (r *receiver) open(ctx context.Context) (err error) {
 		return service.Permanent(fmt.Errorf("jetstream: %w", err))
 	}
 	sc := streamsConfig(cfg)
-	if err := service.Wait(ctx, log, r.startup, "streams "+cfg.StreamName+" and "+sc.RejectedName(), func(ctx context.Context) error {
-		actx, cancel := context.WithTimeout(ctx, streamAttempt)
-		defer cancel()
-		streams, err := publisher.EnsureStreams(actx, r.js, sc)
-		if errors.Is(err, publisher.ErrStreamMismatch) {
-			return service.Permanent(err)
-		}
-		for _, note := range streams.Notes {
-			log.Info("stream set-up", "note", note)
-		}
-		return err
-	}); err != nil {
+	if err := waitForStreams(ctx, log, r.startup, r.js, sc); err != nil {
 		return err
 	}
 	opts := dedupe.Options{ClaimTTL: claimTTL(cfg), SeenTTL: cfg.DedupeTTL}
