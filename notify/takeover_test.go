@@ -261,3 +261,36 @@ func TestPublishRetriedWhileTheSameIDIsCommitting(t *testing.T) {
 		t.Errorf("%d events, want 1", n)
 	}
 }
+
+// TestConflictingCopyQuarantineUnavailable: a conflicting copy of an
+// accepted notification is answered 200 (its event is durable) even when
+// its quarantine message cannot be stored; that loss is counted, never
+// silent.
+func TestConflictingCopyQuarantineUnavailable(t *testing.T) {
+	r := newTakeoverRig(t, true, nil)
+	// The same store and event publisher, but a quarantine that fails.
+	reg := prometheus.NewRegistry()
+	v := events.NewVerifier(tkMerchant, map[string]secret.Value{tkTerminal: secret.New(tkPassword)})
+	path := notify.New(notify.Config{Prefix: "paycomet", InFlightWait: tkInFlightWait, PublishTimeout: 2 * time.Second,
+		StoreTimeout: time.Second, Terminals: []string{tkTerminal}}, v, r.store, r.pub, failingPublisher{},
+		notify.NewMetrics(reg), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	process := func(body string) notify.Outcome {
+		return path.Process(context.Background(), notify.Request{Body: []byte(body),
+			ContentType: "application/x-www-form-urlencoded", Source: netip.MustParseAddr("127.0.0.1")})
+	}
+	f := demo.Sample(demo.SampleOptions{Type: 1, MerchantCode: tkMerchant, Terminal: tkTerminal,
+		Password: tkPassword, Order: "TKCONFLICT", When: time.Now()})
+	if o := process(f.Encode()); o.Kind != notify.Accepted {
+		t.Fatalf("first copy: %v (%s), want accepted", o.Kind, o.Detail)
+	}
+	f.Set("AuthCode", "edited-by-a-replayer") // unsigned: same event id, other fields
+	if o := process(f.Encode()); o.Kind != notify.Duplicate {
+		t.Fatalf("conflicting copy with the quarantine down: %v (%s), want duplicate (200)", o.Kind, o.Detail)
+	}
+	if got := testenv.Metric(t, reg, notify.MetricConflictingCopies); got != 1 {
+		t.Errorf("%s = %v, want 1", notify.MetricConflictingCopies, got)
+	}
+	if got := testenv.Metric(t, reg, notify.MetricRejectedNotStored, "cause", notify.CauseQuarantineUnavailable); got != 1 {
+		t.Errorf("%s{cause=%s} = %v, want 1", notify.MetricRejectedNotStored, notify.CauseQuarantineUnavailable, got)
+	}
+}
