@@ -304,3 +304,16 @@ func TestSummaryAmountWithoutDisplay(t *testing.T) {
 		t.Fatalf("Summarize(JPY).Amount = %q, want %q", got, "750 JPY")
 	}
 }
+
+// A tail stopped (SIGINT) while it is still setting up its consumers ends
+// normally, like one stopped later: seen failing under load as exit 3,
+// "consumer: context canceled".
+func TestTailStoppedDuringSetUp(t *testing.T) {
+	rig := opstest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out testenv.Buffer
+	if err := rig.Reader.Tail(ctx, ops.TailOptions{}, &out); err != nil {
+		t.Fatalf("Tail with its context already ended = %v, want nil", err)
+	}
+}

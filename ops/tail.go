@@ -35,6 +35,9 @@ func (r *Reader) Tail(ctx context.Context, o TailOptions, w io.Writer) error {
 			continue
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it began
+			}
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
 		for _, subj := range s.CachedInfo().Config.Subjects {
@@ -52,6 +55,7 @@ func (r *Reader) Tail(ctx context.Context, o TailOptions, w io.Writer) error {
 		since := o.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
+	stopped := ctx // the caller's: its end (SIGINT) is a normal stop, also during set-up
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -75,6 +79,9 @@ func (r *Reader) Tail(ctx context.Context, o TailOptions, w io.Writer) error {
 	for _, name := range streams {
 		cons, err := r.js.OrderedConsumer(ctx, name, cfg)
 		if err != nil {
+			if stopped.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("stream %s: consumer: %w", name, err)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -84,6 +91,9 @@ func (r *Reader) Tail(ctx context.Context, o TailOptions, w io.Writer) error {
 			}
 		})
 		if err != nil {
+			if stopped.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("stream %s: consume: %w", name, err)
 		}
 		go func() {
